@@ -1,0 +1,167 @@
+/**
+ * The SDP `candidate-attribute`, RFC 8839 §5.1, with the RFC 6544 §4.5
+ * `tcptype` extension: a strict parser and a serializer that refuses to
+ * emit anything the parser would reject.
+ *
+ *   candidate-attribute = "candidate" ":" foundation SP component-id SP
+ *                         transport SP priority SP connection-address SP
+ *                         port SP cand-type [SP rel-addr] [SP rel-port]
+ *                         *(SP cand-extension)
+ */
+import { isIPv6 } from 'node:net';
+import type { Candidate, CandidateType, TcpType, TransportProtocol } from './candidate.js';
+import { CandidateParseError } from './errors.js';
+
+const CAND_TYPES: readonly string[] = ['host', 'srflx', 'prflx', 'relay'];
+const TCP_TYPES: readonly string[] = ['active', 'passive', 'so'];
+/** Names the grammar gives a fixed place; as extension names they would be ambiguous. */
+const RESERVED: readonly string[] = ['typ', 'raddr', 'rport', 'tcptype'];
+
+/** foundation = 1*32 ice-char; ice-char = ALPHA / DIGIT / "+" / "/" (RFC 8839 §5.1). */
+const FOUNDATION = /^[A-Za-z0-9+/]{1,32}$/;
+/** token (RFC 8866 §9), used for extension-att-name. */
+const TOKEN = /^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+$/;
+/** extension-att-value = *VCHAR; a value must exist, so at least one. */
+const VCHARS = /^[\x21-\x7e]+$/;
+/** Dotted quad; octets 0-255 without leading zeros, which some stacks read as octal. */
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+/** RFC 1123 host label: letters, digits, inner hyphens, 1-63 characters. */
+const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+function fail(field: string, input: string, message: string): never {
+  throw new CandidateParseError(field, input, message);
+}
+
+/** Unsigned decimal of at most `digits` digits in [min, max]; no sign, point or exponent. */
+function parseNumber(token: string | undefined, digits: number, min: number, max: number, field: string, input: string): number {
+  if (token === undefined) fail(field, input, 'missing');
+  if (!new RegExp(`^\\d{1,${digits}}$`).test(token)) fail(field, input, `"${token}" is not 1-${digits} digits`);
+  const n = Number(token);
+  if (n < min || n > max) fail(field, input, `${n} is outside ${min}..${max}`);
+  return n;
+}
+
+function checkRange(n: number, min: number, max: number, field: string, input: string): void {
+  if (!Number.isInteger(n) || n < min || n > max) fail(field, input, `${n} is not an integer in ${min}..${max}`);
+}
+
+/**
+ * connection-address (RFC 8839 §5.1, from RFC 8866): IPv4, IPv6 or an FQDN
+ * such as an mDNS `.local` name. Returns the address, IPv6 in lower case.
+ * Zone ids (`fe80::1%eth0`) are refused: they are meaningless to the peer.
+ */
+function checkAddress(address: string | undefined, field: string, input: string): string {
+  if (address === undefined || address === '') fail(field, input, 'missing');
+  if (IPV4.test(address)) return address;
+  if (!address.includes('%') && isIPv6(address)) return address.toLowerCase();
+  const labels = address.split('.');
+  // A last label of digits means a malformed IPv4 address (`1.2.3.256`,
+  // `01.2.3.4`), not a name: RFC 1123 §2.1 top-level labels are not numeric.
+  if (address.length <= 253 && labels.every((l) => LABEL.test(l)) && !/^\d+$/.test(labels[labels.length - 1]!)) {
+    return address;
+  }
+  return fail(field, input, `"${address}" is not an IPv4, IPv6 or FQDN address`);
+}
+
+/** RFC 6544 §4.5: only an active TCP candidate, which never receives connections, may have port 0 (or 9). */
+function checkPort(port: number, transport: TransportProtocol, tcpType: TcpType | undefined, input: string): void {
+  if (port === 0 && !(transport === 'tcp' && tcpType === 'active')) {
+    fail('port', input, 'port 0 is only allowed for tcptype active');
+  }
+}
+
+/**
+ * Parses one candidate line, with or without `a=` and a trailing CRLF.
+ * Literal keywords are case-insensitive, as ABNF quoted strings are (RFC 5234 §2.3).
+ */
+export function parseCandidate(input: string): Candidate {
+  if (typeof input !== 'string') fail('candidate', String(input), 'not a string');
+  // Trailing blanks are tolerated; leading ones are not (`a= candidate` is no SDP line).
+  const line = input.replace(/\r?\n$|\r$/, '').replace(/[ \t]+$/, '').replace(/^a=/, '');
+  const tokens = line.split(/[ \t]+/);
+  const head = tokens.shift();
+  if (head === undefined || !/^candidate:/i.test(head)) fail('candidate', input, 'does not start with "candidate:"');
+
+  const foundation = head.slice('candidate:'.length);
+  if (!FOUNDATION.test(foundation)) fail('foundation', input, `"${foundation}" is not 1-32 of ALPHA / DIGIT / "+" / "/"`);
+  const component = parseNumber(tokens.shift(), 3, 1, 256, 'component', input);
+  const transportToken = tokens.shift()?.toLowerCase();
+  if (transportToken !== 'udp' && transportToken !== 'tcp') fail('transport', input, 'must be UDP or TCP');
+  const transport: TransportProtocol = transportToken;
+  const priority = parseNumber(tokens.shift(), 10, 1, 0xffffffff, 'priority', input);
+  const address = checkAddress(tokens.shift(), 'address', input);
+  const port = parseNumber(tokens.shift(), 5, 0, 65535, 'port', input);
+  if (tokens.shift()?.toLowerCase() !== 'typ') fail('typ', input, 'expected "typ" after the port');
+  const type = tokens.shift()?.toLowerCase();
+  if (type === undefined || !CAND_TYPES.includes(type)) fail('typ', input, 'must be host, srflx, prflx or relay');
+
+  const c: Candidate = { type: type as CandidateType, transport, foundation, component, priority, address, port };
+  // rel-addr and rel-port come as a pair: one without the other gives no usable address.
+  if (tokens[0]?.toLowerCase() === 'raddr') {
+    tokens.shift();
+    c.relatedAddress = checkAddress(tokens.shift(), 'raddr', input);
+    if (tokens.shift()?.toLowerCase() !== 'rport') fail('rport', input, 'raddr must be followed by rport');
+    c.relatedPort = parseNumber(tokens.shift(), 5, 0, 65535, 'rport', input);
+  } else if (tokens[0]?.toLowerCase() === 'rport') {
+    fail('rport', input, 'rport without raddr');
+  }
+
+  const extensions: Array<[string, string]> = [];
+  while (tokens.length > 0) {
+    const name = tokens.shift()!;
+    const value = tokens.shift();
+    const lower = name.toLowerCase();
+    if (lower === 'tcptype') {
+      if (transport !== 'tcp') fail('tcptype', input, 'tcptype on a non-TCP candidate');
+      if (c.tcpType !== undefined) fail('tcptype', input, 'tcptype given twice');
+      if (value === undefined || !TCP_TYPES.includes(value.toLowerCase())) fail('tcptype', input, 'must be active, passive or so');
+      c.tcpType = value.toLowerCase() as TcpType;
+      continue;
+    }
+    if (lower === 'typ' || lower === 'raddr' || lower === 'rport') fail(lower, input, `"${name}" out of place`);
+    if (!TOKEN.test(name)) fail('extension', input, `"${name}" is not a token`);
+    if (value === undefined || !VCHARS.test(value)) fail('extension', input, `extension "${name}" has no valid value`);
+    extensions.push([name, value]);
+  }
+  // RFC 6544 §4.5: a TCP candidate is only usable if we know who connects.
+  if (transport === 'tcp' && c.tcpType === undefined) fail('tcptype', input, 'TCP candidate without tcptype');
+  checkPort(port, transport, c.tcpType, input);
+  if (extensions.length > 0) c.extensions = extensions;
+  return c;
+}
+
+/**
+ * Emits `candidate:...` (`a=candidate:...` with `prefix: true`). Validates
+ * every field first, so that the output always parses back to `c`.
+ */
+export function serializeCandidate(c: Candidate, opts: { prefix?: boolean } = {}): string {
+  const input = `candidate:${c.foundation}`;
+  if (typeof c.foundation !== 'string' || !FOUNDATION.test(c.foundation)) fail('foundation', input, 'invalid foundation');
+  checkRange(c.component, 1, 256, 'component', input);
+  if (c.transport !== 'udp' && c.transport !== 'tcp') fail('transport', input, 'must be udp or tcp');
+  checkRange(c.priority, 1, 0xffffffff, 'priority', input);
+  const address = checkAddress(c.address, 'address', input);
+  checkRange(c.port, 0, 65535, 'port', input);
+  if (!CAND_TYPES.includes(c.type)) fail('typ', input, 'must be host, srflx, prflx or relay');
+
+  const parts = [input, c.component, c.transport, c.priority, address, c.port, 'typ', c.type];
+  if (c.relatedAddress !== undefined || c.relatedPort !== undefined) {
+    if (c.relatedAddress === undefined) fail('raddr', input, 'relatedPort without relatedAddress');
+    if (c.relatedPort === undefined) fail('rport', input, 'relatedAddress without relatedPort');
+    checkRange(c.relatedPort, 0, 65535, 'rport', input);
+    parts.push('raddr', checkAddress(c.relatedAddress, 'raddr', input), 'rport', c.relatedPort);
+  }
+  if (c.transport === 'tcp') {
+    if (c.tcpType === undefined || !TCP_TYPES.includes(c.tcpType)) fail('tcptype', input, 'TCP candidate needs tcpType');
+    parts.push('tcptype', c.tcpType);
+  } else if (c.tcpType !== undefined) {
+    fail('tcptype', input, 'tcpType on a non-TCP candidate');
+  }
+  checkPort(c.port, c.transport, c.tcpType, input);
+  for (const [name, value] of c.extensions ?? []) {
+    if (!TOKEN.test(name) || RESERVED.includes(name.toLowerCase())) fail('extension', input, `bad extension name "${name}"`);
+    if (!VCHARS.test(value)) fail('extension', input, `bad value for extension "${name}"`);
+    parts.push(name, value);
+  }
+  return (opts.prefix === true ? 'a=' : '') + parts.join(' ');
+}

@@ -1,0 +1,69 @@
+/**
+ * Typed errors. Every error a caller can cause carries the name of the field
+ * (option, argument, candidate field) that was wrong, so that a program can
+ * react to it without parsing messages.
+ */
+
+/** Base class of every error this library throws on purpose. */
+export class IceError extends Error {
+  /** Stable machine-readable code, e.g. `ERR_ICE_INVALID_OPTION`. */
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** An Agent option was unknown or had a bad value. */
+export class InvalidOptionError extends IceError {
+  readonly option: string;
+  constructor(option: string, message: string) {
+    super('ERR_ICE_INVALID_OPTION', `option "${option}": ${message}`);
+    this.option = option;
+  }
+}
+
+/** A method argument was out of range or of the wrong shape. */
+export class InvalidArgumentError extends IceError {
+  readonly argument: string;
+  constructor(argument: string, message: string) {
+    super('ERR_ICE_INVALID_ARGUMENT', `argument "${argument}": ${message}`);
+    this.argument = argument;
+  }
+}
+
+/** A candidate-attribute string (RFC 8839 §5.1) did not parse. */
+export class CandidateParseError extends IceError {
+  /** The grammar field that was wrong: `foundation`, `component`, `transport`, `priority`, `address`, `port`, `typ`, `raddr`, `rport`, `tcptype`, `extension`, or `candidate` for the whole string. */
+  readonly field: string;
+  readonly input: string;
+  constructor(field: string, input: string, message: string) {
+    super('ERR_ICE_CANDIDATE_PARSE', `candidate ${field}: ${message}`);
+    this.field = field;
+    this.input = input;
+  }
+}
+
+/** No stream (or component) with that id exists on this agent. */
+export class UnknownStreamError extends IceError {
+  readonly streamId: number;
+  readonly componentId: number | undefined;
+  constructor(streamId: number, componentId?: number) {
+    super(
+      'ERR_ICE_UNKNOWN_STREAM',
+      componentId === undefined
+        ? `no stream with id ${streamId}`
+        : `no component ${componentId} in stream ${streamId}`,
+    );
+    this.streamId = streamId;
+    this.componentId = componentId;
+  }
+}
+
+/** The call is not valid in the agent's current state (e.g. after close()). */
+export class InvalidStateError extends IceError {
+  constructor(message: string) {
+    super('ERR_ICE_INVALID_STATE', message);
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Host candidate addresses (RFC 8445 §5.1.1.1): which local addresses the
+ * agent gathers on, in the order it prefers them (RFC 8421).
+ */
+import os from 'node:os';
+import { isIPv6 } from 'node:net';
+import { orderHostAddresses } from '../candidate.js';
+
+export interface HostAddressPolicy {
+  localAddresses: string[] | undefined;
+  ipv4: boolean;
+  ipv6: boolean;
+}
+
+/** fe80::/10: link-local IPv6 needs a scope id and is excluded, as RFC 8445 §5.1.1.1 advises. */
+export function isLinkLocalV6(address: string): boolean {
+  return /^fe[89ab][0-9a-f]:/i.test(address);
+}
+
+/**
+ * Addresses to gather on. With `localAddresses`, exactly those (loopback
+ * included only when listed there); otherwise every non-internal interface
+ * address. IPv4-mapped and link-local IPv6 addresses are left out.
+ */
+export function hostAddresses(policy: HostAddressPolicy, interfaces = os.networkInterfaces()): string[] {
+  let addrs: string[];
+  if (policy.localAddresses) {
+    addrs = [...new Set(policy.localAddresses)];
+  } else {
+    addrs = [];
+    for (const list of Object.values(interfaces)) {
+      for (const ni of list ?? []) {
+        if (ni.internal) continue;
+        addrs.push(ni.address);
+      }
+    }
+  }
+  addrs = addrs.filter((a) => {
+    const v6 = isIPv6(a);
+    if (v6 && (!policy.ipv6 || isLinkLocalV6(a) || a.toLowerCase().startsWith('::ffff:'))) return false;
+    if (!v6 && !policy.ipv4) return false;
+    return true;
+  });
+  return orderHostAddresses([...new Set(addrs)]);
+}

@@ -1,0 +1,128 @@
+/**
+ * Agent options: defaults and validation. Every bad option throws an
+ * InvalidOptionError naming it, before the agent exists.
+ */
+import { isIP } from 'node:net';
+import { InvalidOptionError } from './errors.js';
+import type { NominationMode } from './nomination.js';
+
+export interface PortRange {
+  min: number;
+  max: number;
+}
+
+export interface AgentOptions {
+  /** Start as the controlling agent (RFC 8445 §6.1.1). libnice's `controlling-mode`. Default false. */
+  controllingMode?: boolean;
+  /** `'regular'` (RFC 8445 §8.1.1) or `'aggressive'` (RFC 5245, as libnice and browsers). Default `'regular'`. */
+  nominationMode?: NominationMode;
+  /** Ta, the pacing of new checks in ms (RFC 8445 §14.2; not below 5). libnice's `stun-pacing-timer`. Default 20. */
+  stunPacingTimer?: number;
+  /** Retransmissions of a check after the first transmission (RFC 8489 §6.2.1). Default 6. */
+  stunMaxRetransmissions?: number;
+  /** Initial retransmission timeout of a check in ms (RFC 8445 §14.3). Default 500. */
+  stunInitialTimeout?: number;
+  /** Upper bound of the doubling retransmission timeout in ms. Default 1600; with the defaults a dead pair fails after 9.5 s. */
+  stunMaxTimeout?: number;
+  /** Interval of keepalives on the selected pair in ms (RFC 8445 §11, Tr). Default 15000. */
+  keepaliveInterval?: number;
+  /** Gather only on these local IP addresses (e.g. `['127.0.0.1']`); loopback is used only when listed here. */
+  localAddresses?: string[];
+  /** Bind host sockets inside this port range (inclusive). */
+  portRange?: PortRange;
+  /** Gather IPv4 candidates. Default true. */
+  ipv4?: boolean;
+  /** Gather IPv6 candidates (link-local excluded). Default true. */
+  ipv6?: boolean;
+  /** Cap on candidate pairs per stream (libnice's max-connectivity-checks). Default 100. */
+  maxPairs?: number;
+  /** Cap on remote candidates per component, peer-reflexive ones included. Default 64. */
+  maxRemoteCandidates?: number;
+  /** Regular nomination: longest wait in ms for a better pair after the first valid one. Default 1000. */
+  nominationTimeout?: number;
+}
+
+export type ResolvedOptions = Required<Omit<AgentOptions, 'localAddresses' | 'portRange'>> & {
+  localAddresses: string[] | undefined;
+  portRange: PortRange | undefined;
+};
+
+export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRange'> = {
+  controllingMode: false,
+  nominationMode: 'regular',
+  stunPacingTimer: 20,
+  stunMaxRetransmissions: 6,
+  stunInitialTimeout: 500,
+  stunMaxTimeout: 1600,
+  keepaliveInterval: 15000,
+  ipv4: true,
+  ipv6: true,
+  maxPairs: 100,
+  maxRemoteCandidates: 64,
+  nominationTimeout: 1000,
+};
+
+const KNOWN = new Set<string>([...Object.keys(DEFAULT_OPTIONS), 'localAddresses', 'portRange']);
+
+function int(name: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new InvalidOptionError(name, `must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function bool(name: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') throw new InvalidOptionError(name, `must be a boolean, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export function resolveOptions(input: AgentOptions = {}): ResolvedOptions {
+  if (input === null || typeof input !== 'object') throw new InvalidOptionError('options', 'must be an object');
+  for (const k of Object.keys(input)) {
+    if (!KNOWN.has(k)) throw new InvalidOptionError(k, 'unknown option');
+  }
+  const o: ResolvedOptions = { ...DEFAULT_OPTIONS, localAddresses: undefined, portRange: undefined };
+  const i = input as Record<string, unknown>;
+  const has = (k: string) => i[k] !== undefined;
+  if (has('controllingMode')) o.controllingMode = bool('controllingMode', i.controllingMode);
+  if (has('nominationMode')) {
+    if (i.nominationMode !== 'regular' && i.nominationMode !== 'aggressive') {
+      throw new InvalidOptionError('nominationMode', `must be 'regular' or 'aggressive', got ${JSON.stringify(i.nominationMode)}`);
+    }
+    o.nominationMode = i.nominationMode;
+  }
+  // RFC 8445 §14.2: Ta must not be below 5 ms.
+  if (has('stunPacingTimer')) o.stunPacingTimer = int('stunPacingTimer', i.stunPacingTimer, 5, 10000);
+  if (has('stunMaxRetransmissions')) o.stunMaxRetransmissions = int('stunMaxRetransmissions', i.stunMaxRetransmissions, 0, 20);
+  if (has('stunInitialTimeout')) o.stunInitialTimeout = int('stunInitialTimeout', i.stunInitialTimeout, 1, 60000);
+  if (has('stunMaxTimeout')) o.stunMaxTimeout = int('stunMaxTimeout', i.stunMaxTimeout, 1, 600000);
+  if (has('keepaliveInterval')) o.keepaliveInterval = int('keepaliveInterval', i.keepaliveInterval, 10, 3600000);
+  if (has('ipv4')) o.ipv4 = bool('ipv4', i.ipv4);
+  if (has('ipv6')) o.ipv6 = bool('ipv6', i.ipv6);
+  if (has('maxPairs')) o.maxPairs = int('maxPairs', i.maxPairs, 1, 10000);
+  if (has('maxRemoteCandidates')) o.maxRemoteCandidates = int('maxRemoteCandidates', i.maxRemoteCandidates, 1, 10000);
+  if (has('nominationTimeout')) o.nominationTimeout = int('nominationTimeout', i.nominationTimeout, 0, 600000);
+  if (o.stunMaxTimeout < o.stunInitialTimeout) {
+    throw new InvalidOptionError('stunMaxTimeout', `must not be below stunInitialTimeout (${o.stunInitialTimeout})`);
+  }
+  if (has('localAddresses')) {
+    const la = i.localAddresses;
+    if (!Array.isArray(la) || la.length === 0) throw new InvalidOptionError('localAddresses', 'must be a non-empty array of IP addresses');
+    la.forEach((a, n) => {
+      if (typeof a !== 'string' || isIP(a) === 0) {
+        throw new InvalidOptionError('localAddresses', `element ${n} is not an IP address: ${JSON.stringify(a)}`);
+      }
+    });
+    o.localAddresses = [...(la as string[])];
+  }
+  if (has('portRange')) {
+    const pr = i.portRange as Record<string, unknown>;
+    if (pr === null || typeof pr !== 'object') throw new InvalidOptionError('portRange', 'must be an object {min, max}');
+    const min = int('portRange', pr.min, 1, 65535);
+    const max = int('portRange', pr.max, 1, 65535);
+    if (min > max) throw new InvalidOptionError('portRange', `min (${min}) is above max (${max})`);
+    o.portRange = { min, max };
+  }
+  if (!o.ipv4 && !o.ipv6) throw new InvalidOptionError('ipv6', 'ipv4 and ipv6 cannot both be false');
+  return o;
+}

@@ -1,0 +1,77 @@
+/**
+ * Counters an operator can read with `agent.getStats()`. Every packet the
+ * agent drops is counted under the reason it was dropped.
+ */
+export interface DropCounters {
+  /** First byte said STUN (0-3) but the framing was wrong, or an attribute overran the message. */
+  malformed: number;
+  /** FINGERPRINT present and wrong (RFC 8489 §14.7: not STUN). */
+  badFingerprint: number;
+  /** MESSAGE-INTEGRITY missing or wrong on a request (answered 400/401) or a response (dropped). */
+  badIntegrity: number;
+  /** Request whose USERNAME does not name this stream's local ufrag (answered 401). */
+  unknownUsername: number;
+  /** Request missing a required attribute (answered 400). */
+  badRequest: number;
+  /** Response to no transaction of ours (late, duplicate or forged). */
+  unknownTransaction: number;
+  /** Application data from an address that is not part of a checked pair. */
+  unauthorizedSource: number;
+  /** Application data arriving with no receive callback attached. */
+  noReceiver: number;
+  /** STUN methods or classes an ICE agent does not handle. */
+  unsupported: number;
+  /** New remote candidates or pairs refused because their table was full. */
+  tableFull: number;
+}
+
+export interface AgentStats {
+  packetsReceived: number;
+  bytesReceived: number;
+  dataPacketsReceived: number;
+  dataPacketsSent: number;
+  dataBytesSent: number;
+  stunRequestsReceived: number;
+  stunResponsesReceived: number;
+  stunIndicationsReceived: number;
+  checksSent: number;
+  checkRetransmissions: number;
+  checksTimedOut: number;
+  responsesSent: number;
+  errorResponsesSent: number;
+  roleConflicts: number;
+  keepalivesSent: number;
+  dropped: DropCounters;
+}
+
+export function createStats(): AgentStats {
+  return {
+    packetsReceived: 0,
+    bytesReceived: 0,
+    dataPacketsReceived: 0,
+    dataPacketsSent: 0,
+    dataBytesSent: 0,
+    stunRequestsReceived: 0,
+    stunResponsesReceived: 0,
+    stunIndicationsReceived: 0,
+    checksSent: 0,
+    checkRetransmissions: 0,
+    checksTimedOut: 0,
+    responsesSent: 0,
+    errorResponsesSent: 0,
+    roleConflicts: 0,
+    keepalivesSent: 0,
+    dropped: {
+      malformed: 0,
+      badFingerprint: 0,
+      badIntegrity: 0,
+      unknownUsername: 0,
+      badRequest: 0,
+      unknownTransaction: 0,
+      unauthorizedSource: 0,
+      noReceiver: 0,
+      unsupported: 0,
+      tableFull: 0,
+    },
+  };
+}

@@ -1,0 +1,82 @@
+/** Test helpers: two agents wired together in one process over real loopback UDP. */
+import { once } from 'node:events';
+import { Agent, type AgentOptions, type ComponentState } from '../lib/index.js';
+
+/** Resolves with the event's arguments, or rejects after `ms`. Never a sleep: it waits for the event. */
+export function waitFor<T extends unknown[]>(
+  emitter: NodeJS.EventEmitter,
+  event: string,
+  pred: (...args: T) => boolean = () => true,
+  ms = 5000,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off(event, on);
+      reject(new Error(`timed out after ${ms} ms waiting for ${event}`));
+    }, ms);
+    const on = (...args: unknown[]) => {
+      if (!pred(...(args as T))) return;
+      clearTimeout(timer);
+      emitter.off(event, on);
+      resolve(args as T);
+    };
+    emitter.on(event, on);
+  });
+}
+
+export function waitState(agent: Agent, streamId: number, componentId: number, state: ComponentState, ms = 5000): Promise<unknown> {
+  if (agent.getComponentState(streamId, componentId) === state) return Promise.resolve();
+  return waitFor(agent, 'component-state-changed', (s: number, c: number, st: ComponentState) =>
+    s === streamId && c === componentId && st === state, ms);
+}
+
+export const LOOPBACK: AgentOptions = { localAddresses: ['127.0.0.1'], stunInitialTimeout: 100, stunMaxTimeout: 200 };
+
+export interface Pair {
+  a: Agent;
+  b: Agent;
+  streamsA: number[];
+  streamsB: number[];
+}
+
+/** Makes two agents with `nStreams` streams of `nComponents` each, gathers, and swaps credentials (not candidates). */
+export async function makePair(
+  optsA: AgentOptions,
+  optsB: AgentOptions,
+  nStreams = 1,
+  nComponents = 1,
+): Promise<Pair> {
+  const a = new Agent({ ...LOOPBACK, controllingMode: true, ...optsA });
+  const b = new Agent({ ...LOOPBACK, controllingMode: false, ...optsB });
+  const streamsA: number[] = [];
+  const streamsB: number[] = [];
+  for (let i = 0; i < nStreams; i++) {
+    streamsA.push(a.addStream(nComponents));
+    streamsB.push(b.addStream(nComponents));
+  }
+  await Promise.all([...streamsA.map((s) => a.gatherCandidates(s)), ...streamsB.map((s) => b.gatherCandidates(s))]);
+  for (let i = 0; i < nStreams; i++) {
+    const ca = a.getLocalCredentials(streamsA[i]!);
+    const cb = b.getLocalCredentials(streamsB[i]!);
+    a.setRemoteCredentials(streamsA[i]!, cb.ufrag, cb.pwd);
+    b.setRemoteCredentials(streamsB[i]!, ca.ufrag, ca.pwd);
+  }
+  return { a, b, streamsA, streamsB };
+}
+
+/** Gives each side the other's candidates for every stream and component. */
+export function exchangeCandidates(p: Pair, nComponents = 1, which: 'both' | 'toA' | 'toB' = 'both'): void {
+  p.streamsA.forEach((sa, i) => {
+    const sb = p.streamsB[i]!;
+    for (let c = 1; c <= nComponents; c++) {
+      if (which !== 'toA') p.b.setRemoteCandidates(sb, c, p.a.getLocalCandidates(sa, c));
+      if (which !== 'toB') p.a.setRemoteCandidates(sa, c, p.b.getLocalCandidates(sb, c));
+    }
+  });
+}
+
+export async function closeAll(...agents: Agent[]): Promise<void> {
+  await Promise.all(agents.map((a) => a.close()));
+}
+
+export { once };
