@@ -11,7 +11,7 @@ import {
   type Candidate, FoundationRegistry, computePriority, foundationKey, hostLocalPreference,
 } from './candidate.js';
 import { parseCandidate } from './candidate-attribute.js';
-import type { CandidatePair } from './pair.js';
+import type { CandidatePair, PairState } from './pair.js';
 import type { Checklist } from './checklist.js';
 import { Checker, type CheckHost } from './check.js';
 import { type Component, type ComponentState, type RecvCallback } from './component.js';
@@ -47,6 +47,17 @@ export interface AgentEvents {
 export interface SelectedPair {
   local: Candidate;
   remote: Candidate;
+}
+
+/** A snapshot of one candidate pair, for diagnostics and stats. */
+export interface PairInfo {
+  componentId: number;
+  local: Candidate;
+  remote: Candidate;
+  state: PairState;
+  priority: bigint;
+  valid: boolean;
+  nominated: boolean;
 }
 
 export interface Agent {
@@ -308,6 +319,24 @@ export class Agent extends EventEmitter {
   getSelectedPair(streamId: number, componentId: number): SelectedPair | undefined {
     const p = this.#component(streamId, componentId).selected;
     return p ? { local: { ...p.local }, remote: { ...p.remote } } : undefined;
+  }
+
+  /**
+   * The stream's checklist and valid list (pairs not in the checklist, such as
+   * those with a local peer-reflexive candidate, come last), highest priority first.
+   */
+  getPairs(streamId: number): PairInfo[] {
+    const cl = this.#stream(streamId).checklist;
+    const pairs = [...cl.pairs, ...cl.valid.filter((p) => !cl.pairs.includes(p))];
+    return pairs.map((p) => ({
+      componentId: p.component,
+      local: { ...p.local },
+      remote: { ...p.remote },
+      state: p.state,
+      priority: p.priority,
+      valid: p.valid,
+      nominated: p.nominated,
+    }));
   }
 
   getComponentState(streamId: number, componentId: number): ComponentState {

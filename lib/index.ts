@@ -1,5 +1,5 @@
 /** ice-agent: an ICE (RFC 8445) agent for Node.js, modelled on libnice. */
-export { Agent, type AgentEvents, type SelectedPair } from './agent.js';
+export { Agent, type AgentEvents, type SelectedPair, type PairInfo } from './agent.js';
 export type { AgentOptions, PortRange } from './options.js';
 export { DEFAULT_OPTIONS } from './options.js';
 export type { Candidate, CandidateType, TransportProtocol, TcpType, TransportAddress } from './candidate.js';

@@ -80,3 +80,34 @@ export async function closeAll(...agents: Agent[]): Promise<void> {
 }
 
 export { once };
+
+import { createHook } from 'node:async_hooks';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+
+/**
+ * Tracks every timer and UDP handle created from now on, ref'd or not
+ * (`process.getActiveResourcesInfo()` does not list unref'd timers, and the
+ * agent unrefs its timers). `live()` lists those not yet destroyed.
+ */
+export function trackHandles(): { live(): Promise<string[]>; stop(): void } {
+  const alive = new Map<number, string>();
+  const hook = createHook({
+    init(id, type) {
+      if (type === 'Timeout' || type === 'UDPWRAP') alive.set(id, type);
+    },
+    destroy(id) {
+      alive.delete(id);
+    },
+  }).enable();
+  return {
+    async live() {
+      // destroy hooks run asynchronously; let them drain.
+      await nextTurn();
+      await nextTurn();
+      return [...alive.values()];
+    },
+    stop() {
+      hook.disable();
+    },
+  };
+}

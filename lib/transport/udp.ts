@@ -83,10 +83,14 @@ export class UdpTransport {
     this.#closed = true;
     this.#closing = new Promise((resolve) => {
       this.socket.removeAllListeners('message');
+      // The 'close' callback comes on the next tick, before libuv releases the
+      // handle in the loop's close phase; two turns of setImmediate let that
+      // phase pass, so that when close() resolves the handle is really gone.
+      const gone = () => setImmediate(() => setImmediate(resolve));
       try {
-        this.socket.close(() => resolve());
+        this.socket.close(gone);
       } catch {
-        resolve();
+        gone();
       }
     });
     return this.#closing;
