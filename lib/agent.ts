@@ -15,14 +15,15 @@ import type { CandidatePair, PairState } from './pair.js';
 import type { Checklist } from './checklist.js';
 import { Checker, type CheckHost } from './check.js';
 import { type Component, type ComponentState, type RecvCallback } from './component.js';
-import { type Credentials, Stream } from './stream.js';
+import { type Credentials, Stream, newCredentials } from './stream.js';
 import { type AgentOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { type Nominator, createNominator } from './nomination.js';
 import { Scheduler, type ScheduledTask, type Clock } from './scheduler.js';
 import { type AgentStats, createStats } from './stats.js';
 import { retransmitWaits } from './stun/transaction.js';
 import { encodeBindingIndication, isStunFrame } from './stun/message.js';
-import { UdpTransport } from './transport/udp.js';
+import { consentDelay, liveness } from './consent.js';
+import { UdpTransport, type SendFilter } from './transport/udp.js';
 import { hostAddresses } from './gather/host.js';
 import { InvalidArgumentError, InvalidStateError, UnknownStreamError } from './errors.js';
 
@@ -42,6 +43,8 @@ export interface AgentEvents {
   'initial-binding-request-received': (streamId: number) => void;
   /** A peer-reflexive remote candidate was learned from an incoming check (libnice `new-remote-candidate-full`). */
   'new-remote-candidate': (candidate: Candidate) => void;
+  /** RFC 7675: no response on the selected pair for `consentTimeout`; the component is now failed and sends nothing. */
+  'consent-lost': (streamId: number, componentId: number) => void;
 }
 
 export interface SelectedPair {
@@ -67,9 +70,10 @@ export interface Agent {
   emit<K extends keyof AgentEvents>(event: K, ...args: Parameters<AgentEvents[K]>): boolean;
 }
 
-/** Options only tests need: a fake clock for the scheduler. */
+/** Hooks only tests need: a fake clock for the scheduler, and a filter on outgoing datagrams to simulate loss. */
 export interface AgentInternals {
   clock?: Clock;
+  sendFilter?: SendFilter;
 }
 
 export class Agent extends EventEmitter {
@@ -90,6 +94,7 @@ export class Agent extends EventEmitter {
   #nextCheckAt = 0;
   #rr = 0;
   #gatherings = new Map<number, Promise<void>>();
+  readonly #internals: AgentInternals;
 
   constructor(options: AgentOptions = {}, internals: AgentInternals = {}) {
     super();
@@ -98,6 +103,7 @@ export class Agent extends EventEmitter {
     // §7.1.3 (RFC 8445 §16.1): a 64-bit random tie-breaker for role conflicts.
     this.#tieBreaker = randomBytes(8).readBigUInt64BE();
     this.#nominator = createNominator(this.#controlling, this.options.nominationMode, this.options.nominationTimeout);
+    this.#internals = internals;
     this.#scheduler = new Scheduler(internals.clock);
     this.#waits = retransmitWaits(this.options.stunInitialTimeout, this.options.stunMaxRetransmissions, this.options.stunMaxTimeout);
     this.#checker = new Checker(this.#checkHost());
@@ -121,7 +127,7 @@ export class Agent extends EventEmitter {
       throw new InvalidArgumentError('nComponents', `must be an integer from 1 to 256, got ${nComponents}`);
     }
     const id = this.#nextStreamId++;
-    this.#streams.set(id, new Stream(id, nComponents, this.#stats, this.options.maxPairs));
+    this.#streams.set(id, new Stream(id, nComponents, this.#stats, this.options.maxPairs, this.options.iceTrickle));
     return id;
   }
 
@@ -148,10 +154,74 @@ export class Agent extends EventEmitter {
     s.local = { ufrag, pwd };
   }
 
+  /**
+   * Sets the remote credentials. New values on a stream that already had some
+   * are an ICE restart by the peer (RFC 8445 §9): unless this agent restarted
+   * the stream itself first (`restartStream`), it restarts too, with new local
+   * credentials that the application must signal back (read them with
+   * `getLocalCredentials`).
+   */
   setRemoteCredentials(streamId: number, ufrag: string, pwd: string): void {
     const s = this.#stream(streamId);
     validateCredentials(ufrag, pwd);
+    const old = s.remote;
+    if (old && (old.ufrag !== ufrag || old.pwd !== pwd) && !s.restartPending) {
+      debug('stream %d: remote restarted', s.id);
+      this.#restart(s);
+    }
     s.remote = { ufrag, pwd };
+    s.restartPending = false;
+    for (const c of s.components.values()) {
+      if (s.checklist.pairs.some((p) => p.component === c.id)) this.#pairAdded(s, c);
+    }
+    this.#wake();
+  }
+
+  /**
+   * ICE restart of one stream (RFC 8445 §9; libnice `nice_agent_restart_stream`):
+   * new local credentials, a fresh checklist, remote candidates forgotten. Data
+   * keeps flowing on the current selected pair until the new generation
+   * nominates its own, which then replaces it. Checks start again once the
+   * remote's new credentials arrive (`setRemoteCredentials`).
+   */
+  restartStream(streamId: number): void {
+    const s = this.#stream(streamId);
+    this.#restart(s);
+    s.restartPending = true;
+  }
+
+  /** Restarts every stream (libnice `nice_agent_restart`). */
+  restart(): void {
+    this.#assertOpen();
+    for (const s of this.#streams.values()) this.restartStream(s.id);
+  }
+
+  #restart(s: Stream): void {
+    this.#checker.cancel((p) => p.stream === s && p.kind === 'check');
+    s.previousLocal = s.local;
+    s.local = newCredentials();
+    s.resetChecklist();
+    for (const c of s.components.values()) {
+      c.remoteCandidates = [];
+      c.firstValidAt = undefined;
+      c.nominationTask?.cancel();
+      c.trickleTask?.cancel();
+      // c.selected and c.sendPair stay: data continues on the old pair.
+      if (c.state === 'failed') this.#setState(s, c, 'connecting');
+    }
+  }
+
+  /**
+   * The peer has no more candidates for this stream (RFC 8838 §8 end-of-candidates;
+   * libnice `nice_agent_peer_candidate_gathering_done`). With trickle, components
+   * can fail only after this.
+   */
+  peerCandidateGatheringDone(streamId: number): void {
+    const s = this.#stream(streamId);
+    s.checklist.remoteGatheringDone = true;
+    s.remoteEndOfCandidates = true;
+    for (const c of s.components.values()) c.trickleTask?.cancel();
+    this.#evaluate(s);
     this.#wake();
   }
 
@@ -195,6 +265,7 @@ export class Agent extends EventEmitter {
           return;
         }
         c.transports.push(t);
+        t.filter = this.#internals.sendFilter;
         t.onPacket((msg, rinfo) => this.#onPacket(s, c, t, msg, rinfo));
         const cand: Candidate = {
           type: 'host',
@@ -275,6 +346,8 @@ export class Agent extends EventEmitter {
       return false;
     }
     c.remoteCandidates.push(cand);
+    s.lastRemoteCandidateAt = this.#scheduler.now();
+    c.trickleTask?.cancel();
     for (const l of c.localCandidates) this.#formPair(s, c, l, cand);
     return true;
   }
@@ -366,7 +439,8 @@ export class Agent extends EventEmitter {
     const closing: Promise<void>[] = [];
     for (const c of s.components.values()) {
       c.nominationTask?.cancel();
-      c.keepaliveTask?.cancel();
+      c.livenessTask?.cancel();
+      c.trickleTask?.cancel();
       c.recv = undefined;
       for (const t of c.transports) closing.push(t.close());
     }
@@ -422,8 +496,9 @@ export class Agent extends EventEmitter {
     c.deliver(msg, rinfo);
   }
 
+  /** §8.1.2: once the current generation nominated a pair for a component, its other checks stop. */
   #componentDone(s: Stream, componentId: number): boolean {
-    return s.components.get(componentId)?.selected !== undefined;
+    return s.checklist.selected(componentId) !== undefined;
   }
 
   /** Asks the pacer to run as soon as Ta allows (the first check goes out at once). */
@@ -477,17 +552,40 @@ export class Agent extends EventEmitter {
     }
   }
 
-  /** Fails components with nothing left to try, and updates the checklist state. */
+  /**
+   * Fails components with nothing left to try, and updates the checklist
+   * state. With trickle and no end-of-candidates yet, a component with nothing
+   * left to try fails only when no remote candidate arrived for `trickleTimeout`.
+   */
   #evaluate(s: Stream): void {
     if (s.gathering !== 'complete') return;
+    const cl = s.checklist;
     for (const c of s.components.values()) {
-      if (c.state === 'failed' || c.remoteCandidates.length === 0 && s.checklist.pairs.length === 0) continue;
-      if (s.checklist.componentFailed(c.id)) {
-        c.nominationTask?.cancel();
-        this.#setState(s, c, 'failed');
+      if (c.state === 'failed') continue;
+      // Nothing to judge before the peer gave candidates or said it has none.
+      if (c.remoteCandidates.length === 0 && !cl.pairs.some((p) => p.component === c.id) && !s.remoteEndOfCandidates) continue;
+      if (cl.componentFailed(c.id)) {
+        this.#fail(s, c);
+      } else if (!cl.remoteGatheringDone && cl.componentExhausted(c.id) && !c.trickleTask) {
+        const at = s.lastRemoteCandidateAt + this.options.trickleTimeout;
+        c.trickleTask = this.#scheduler.at(at, () => {
+          c.trickleTask = undefined;
+          if (cl === s.checklist && cl.componentExhausted(c.id)) this.#fail(s, c);
+        });
       }
     }
-    s.checklist.updateState();
+    cl.updateState();
+  }
+
+  #fail(s: Stream, c: Component): void {
+    c.nominationTask?.cancel();
+    c.trickleTask?.cancel();
+    c.trickleTask = undefined;
+    if (c.selected && s.checklist.selected(c.id) === undefined && c.state !== 'failed') {
+      // A restart that found nothing: the old pair may still carry data.
+      return;
+    }
+    this.#setState(s, c, 'failed');
   }
 
   /** `valid` entered the valid list or was nominated (§7.2.5.3, §8.1). */
@@ -503,17 +601,23 @@ export class Agent extends EventEmitter {
   #updateSelection(s: Stream, c: Component): void {
     const cl = s.checklist;
     const selected = cl.selected(c.id);
-    c.sendPair = selected ?? cl.bestValid(c.id);
-    if (c.sendPair && (c.state === 'connecting' || c.state === 'gathering' || c.state === 'disconnected' || c.state === 'failed')) {
+    // Before the first nomination data goes on the best valid pair (as
+    // libnice); during a restart the old selected pair keeps carrying it.
+    if (!c.selected) c.sendPair = cl.bestValid(c.id);
+    if (c.sendPair && !c.selected && (c.state === 'connecting' || c.state === 'gathering' || c.state === 'disconnected' || c.state === 'failed')) {
       this.#setState(s, c, 'connected');
     }
     if (selected && selected !== c.selected) {
       c.selected = selected;
+      c.sendPair = selected;
       c.nominationTask?.cancel();
+      // The new generation has its pair: the previous credentials retire (§9).
+      s.previousLocal = undefined;
       // §8.1.2: checks of this component's other Frozen/Waiting pairs stop; the pacer skips them.
       this.#emit('new-selected-pair', s.id, c.id, { ...selected.local }, { ...selected.remote });
+      if (c.state !== 'connected' && c.state !== 'ready') this.#setState(s, c, 'connected');
       this.#setState(s, c, 'ready');
-      this.#startKeepalive(s, c);
+      this.#startLiveness(s, c);
     }
   }
 
@@ -546,28 +650,75 @@ export class Agent extends EventEmitter {
       pair.valid = false;
       pair.nominating = false;
       cl.valid = cl.valid.filter((p) => p !== pair);
-      if (c.sendPair === pair) c.sendPair = cl.bestValid(c.id);
+      if (c.sendPair === pair && !c.selected) c.sendPair = cl.bestValid(c.id);
     }
     this.#runNomination(s, c);
     this.#evaluate(s);
     this.#wake();
   }
 
-  /** Keepalives on the selected pair, RFC 8445 §11: a Binding indication every Tr. */
-  #startKeepalive(s: Stream, c: Component): void {
-    c.keepaliveTask?.cancel();
+  /**
+   * Consent freshness (RFC 7675) or keepalives (RFC 8445 §11) on the selected
+   * pair, and the liveness rules of lib/consent.ts.
+   */
+  #startLiveness(s: Stream, c: Component): void {
+    c.livenessTask?.cancel();
+    c.lastResponseAt = this.#scheduler.now();
+    const o = this.options;
+    const requests = o.consentFreshness || o.keepaliveConncheck;
+    const cfg = {
+      expectResponses: requests,
+      consentFreshness: o.consentFreshness,
+      disconnectedTimeout: o.disconnectedTimeout,
+      consentTimeout: o.consentTimeout,
+    };
+    const delay = () => (o.consentFreshness ? consentDelay(o.consentInterval) : o.keepaliveInterval);
     const tick = () => {
+      c.livenessTask = undefined;
       const pair = c.selected;
       if (!pair || this.#closed) return;
-      const t = c.transportFor(pair.local.base ?? pair.local);
-      if (t) {
-        t.send(encodeBindingIndication(), pair.remote.port, pair.remote.address);
+      const verdict = liveness(this.#scheduler.now(), c.lastResponseAt, cfg);
+      if (verdict === 'expired') {
+        this.#consentLost(s, c);
+        return;
+      }
+      if (verdict === 'disconnected' && c.state === 'ready') this.#setState(s, c, 'disconnected');
+      if (requests) {
+        this.#checker.sendConsent(s, c, pair);
+      } else {
+        const t = c.transportFor(pair.local.base ?? pair.local);
+        t?.send(encodeBindingIndication(), pair.remote.port, pair.remote.address);
         this.#stats.keepalivesSent++;
       }
-      c.keepaliveTask = this.#scheduler.after(this.options.keepaliveInterval, tick);
+      // Wake up in time to notice the deadlines even between checks.
+      let next = delay();
+      if (requests) {
+        const silentFor = this.#scheduler.now() - c.lastResponseAt;
+        const deadlines = [o.disconnectedTimeout, ...(o.consentFreshness ? [o.consentTimeout] : [])]
+          .map((d) => d - silentFor).filter((d) => d > 0);
+        next = Math.min(next, ...deadlines);
+      }
+      c.livenessTask = this.#scheduler.after(next, tick);
     };
-    c.keepaliveTask = this.#scheduler.after(this.options.keepaliveInterval, tick);
-    void s;
+    c.livenessTask = this.#scheduler.after(delay(), tick);
+  }
+
+  #consentResponse(s: Stream, c: Component, pair: CandidatePair): void {
+    if (pair !== c.selected) return;
+    c.lastResponseAt = this.#scheduler.now();
+    if (c.state === 'disconnected') this.#setState(s, c, 'ready');
+  }
+
+  /** RFC 7675 §5.1: consent expired; stop sending on the pair at once. */
+  #consentLost(s: Stream, c: Component): void {
+    debug('stream %d component %d: consent lost', s.id, c.id);
+    this.#stats.consentLost++;
+    c.livenessTask?.cancel();
+    c.sendPair = undefined;
+    c.selected = undefined;
+    c.resetAuthorization();
+    this.#emit('consent-lost', s.id, c.id);
+    this.#setState(s, c, 'failed');
   }
 
   #switchRole(controlling: boolean): void {
@@ -588,6 +739,7 @@ export class Agent extends EventEmitter {
       get controlling() { return agent.#controlling; },
       get nominator() { return agent.#nominator; },
       retransmitWaits: this.#waits,
+      consentWaits: [this.options.consentInterval],
       maxRemoteCandidates: this.options.maxRemoteCandidates,
       foundation: (key) => this.#foundations.get(key),
       checklistSet: () => this.#checklistSet(),
@@ -602,6 +754,7 @@ export class Agent extends EventEmitter {
       pairAdded: (s, c) => this.#pairAdded(s, c),
       pairValid: (s, c, p) => this.#pairValid(s, c, p),
       pairFailed: (s, c, p) => this.#pairFailed(s, c, p),
+      consentResponse: (s, c, p) => this.#consentResponse(s, c, p),
     };
   }
 }

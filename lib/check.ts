@@ -34,6 +34,8 @@ export interface CheckHost {
   readonly controlling: boolean;
   readonly nominator: Nominator;
   readonly retransmitWaits: readonly number[];
+  /** How long a consent request waits for its response (one transmission). */
+  readonly consentWaits: readonly number[];
   readonly maxRemoteCandidates: number;
   foundation(key: string): string;
   checklistSet(): Checklist[];
@@ -51,9 +53,13 @@ export interface CheckHost {
   pairValid(stream: Stream, component: Component, valid: CandidatePair): void;
   /** A check failed for good (timeout, error response, non-symmetric response). */
   pairFailed(stream: Stream, component: Component, pair: CandidatePair): void;
+  /** A consent check (RFC 7675) or keepalive conncheck on the selected pair was answered. */
+  consentResponse(stream: Stream, component: Component, pair: CandidatePair): void;
 }
 
 interface PendingCheck {
+  /** An ICE connectivity check, or a consent/keepalive request on the selected pair. */
+  kind: 'check' | 'consent';
   tx: Transaction;
   stream: Stream;
   component: Component;
@@ -84,13 +90,26 @@ export class Checker {
    * MESSAGE-INTEGRITY and FINGERPRINT (§7.1.1), and retransmits it.
    */
   send(stream: Stream, component: Component, pair: CandidatePair): void {
+    this.#send('check', stream, component, pair);
+  }
+
+  /**
+   * A consent check (RFC 7675 §5.1) or libnice-style keepalive conncheck on the
+   * selected pair: a Binding request like a connectivity check, without
+   * USE-CANDIDATE, sent once; silence is judged by the agent over many of them.
+   */
+  sendConsent(stream: Stream, component: Component, pair: CandidatePair): void {
+    this.#send('consent', stream, component, pair);
+  }
+
+  #send(kind: 'check' | 'consent', stream: Stream, component: Component, pair: CandidatePair): void {
     const h = this.#host;
     const transport = component.transportFor(pair.local.base ?? pair.local);
     if (!transport || !stream.remote) {
-      h.pairFailed(stream, component, pair);
+      if (kind === 'check') h.pairFailed(stream, component, pair);
       return;
     }
-    const useCandidate = h.nominator.useCandidate(pair);
+    const useCandidate = kind === 'check' && h.nominator.useCandidate(pair);
     // §7.1.1: PRIORITY is what a peer-reflexive candidate learned from this
     // check would get: the prflx type preference with the local candidate's
     // local preference and component.
@@ -108,30 +127,32 @@ export class Checker {
       tieBreaker: h.tieBreaker,
       useCandidate,
     });
-    if (pair.state !== 'succeeded') pair.state = 'in-progress';
+    if (kind === 'check' && pair.state !== 'succeeded') pair.state = 'in-progress';
     const dest = pair.remote;
-    const tx = new Transaction(key, h.retransmitWaits, h.scheduler, {
+    const tx = new Transaction(key, kind === 'check' ? h.retransmitWaits : h.consentWaits, h.scheduler, {
       transmit: () => {
-        if (tx.attempts === 0) h.stats.checksSent++;
+        if (kind === 'consent') h.stats.consentChecksSent++;
+        else if (tx.attempts === 0) h.stats.checksSent++;
         else h.stats.checkRetransmissions++;
         transport.send(buf, dest.port, dest.address);
       },
       timeout: () => {
         this.#pending.delete(key);
+        if (kind === 'consent') return;
         h.stats.checksTimedOut++;
         debug('check timed out on %s', pair.toString());
         h.pairFailed(stream, component, pair);
       },
     });
     this.#pending.set(key, {
-      tx, stream, component, pair, transport, password, controlling: h.controlling, useCandidate, priority,
+      kind, tx, stream, component, pair, transport, password, controlling: h.controlling, useCandidate, priority,
     });
     debug('check %s%s', pair.toString(), useCandidate ? ' USE-CANDIDATE' : '');
     tx.start();
   }
 
   /** Stops every transaction of a stream (removed or restarted) or of the whole agent. */
-  cancel(filter: (p: { stream: Stream; pair: CandidatePair }) => boolean = () => true): void {
+  cancel(filter: (p: { kind: 'check' | 'consent'; stream: Stream; pair: CandidatePair }) => boolean = () => true): void {
     for (const [key, p] of this.#pending) {
       if (!filter(p)) continue;
       p.tx.finish();
@@ -186,12 +207,17 @@ export class Checker {
       return;
     }
     const colon = username.indexOf(':');
-    if (colon <= 0 || username.slice(0, colon) !== stream.local.ufrag) {
+    const lfrag = colon > 0 ? username.slice(0, colon) : undefined;
+    // During an ICE restart (§9) the previous credentials stay valid until the
+    // new generation has selected its pair, so consent on the old pair goes on.
+    const creds = lfrag === stream.local.ufrag ? stream.local
+      : lfrag !== undefined && lfrag === stream.previousLocal?.ufrag ? stream.previousLocal : undefined;
+    if (!creds) {
       h.stats.dropped.unknownUsername++;
       this.#respondError(transport, m, rinfo, 401, 'Unauthenticated');
       return;
     }
-    if (verifyIntegrity(m.raw, stream.local.pwd) !== 'ok') {
+    if (verifyIntegrity(m.raw, creds.pwd) !== 'ok') {
       h.stats.dropped.badIntegrity++;
       this.#respondError(transport, m, rinfo, 401, 'Unauthenticated');
       return;
@@ -208,7 +234,7 @@ export class Checker {
     if (h.controlling && theirControlling !== undefined) {
       h.stats.roleConflicts++;
       if (h.tieBreaker >= theirControlling) {
-        this.#respondError(transport, m, rinfo, 487, 'Role Conflict', stream.local.pwd);
+        this.#respondError(transport, m, rinfo, 487, 'Role Conflict', creds.pwd);
         return;
       }
       h.switchRole(false);
@@ -216,7 +242,7 @@ export class Checker {
       h.stats.roleConflicts++;
       if (h.tieBreaker >= theirControlled) h.switchRole(true);
       else {
-        this.#respondError(transport, m, rinfo, 487, 'Role Conflict', stream.local.pwd);
+        this.#respondError(transport, m, rinfo, 487, 'Role Conflict', creds.pwd);
         return;
       }
     }
@@ -245,7 +271,7 @@ export class Checker {
 
     // §7.3.1.2: the response carries the source as XOR-MAPPED-ADDRESS.
     h.stats.responsesSent++;
-    transport.send(encodeBindingSuccess(m.transactionId, rinfo.address, rinfo.port, stream.local.pwd), rinfo.port, rinfo.address);
+    transport.send(encodeBindingSuccess(m.transactionId, rinfo.address, rinfo.port, creds.pwd), rinfo.port, rinfo.address);
     // The sender proved it knows our password: it may send data.
     component.authorize(rinfo.address, rinfo.port);
     if (!remote) return;
@@ -302,6 +328,13 @@ export class Checker {
     p.tx.finish();
     const { stream, pair } = p;
     const cl = stream.checklist;
+    if (p.kind === 'consent') {
+      // RFC 7675 §5.1: only a symmetric success response refreshes consent.
+      if (m.cls === 'success' && rinfo.address === pair.remote.address && rinfo.port === pair.remote.port && transport === p.transport) {
+        h.consentResponse(stream, component, pair);
+      }
+      return;
+    }
 
     if (m.cls === 'error') {
       const err = getErrorCode(m);

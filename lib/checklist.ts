@@ -211,7 +211,11 @@ export class Checklist {
    * and the remote has no more candidates to give (§8.1.2, RFC 8838 §8).
    */
   componentFailed(component: number): boolean {
-    if (!this.remoteGatheringDone) return false;
+    return this.remoteGatheringDone && this.componentExhausted(component);
+  }
+
+  /** No valid pair and nothing left to check for the component, with the candidates known so far. */
+  componentExhausted(component: number): boolean {
     if (this.valid.some((p) => p.component === component)) return false;
     return !this.pairs.some((p) => p.component === component && p.state !== 'failed') &&
       !this.triggered.some((p) => p.component === component);

@@ -30,7 +30,12 @@ export class Component {
   /** When the first pair of this component became valid (for regular nomination's wait). */
   firstValidAt: number | undefined;
   nominationTask: ScheduledTask | undefined;
-  keepaliveTask: ScheduledTask | undefined;
+  /** Consent checks or keepalives on the selected pair. */
+  livenessTask: ScheduledTask | undefined;
+  /** Trickle: fail the component if nothing new arrives by then. */
+  trickleTask: ScheduledTask | undefined;
+  /** Last response to a consent check or keepalive conncheck (or the selection time). */
+  lastResponseAt = 0;
   /**
    * Remote addresses allowed to send application data: those of valid pairs and
    * those that sent us an authenticated check. Data from anyone else is dropped,

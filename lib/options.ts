@@ -40,6 +40,24 @@ export interface AgentOptions {
   maxRemoteCandidates?: number;
   /** Regular nomination: longest wait in ms for a better pair after the first valid one. Default 1000. */
   nominationTimeout?: number;
+  /**
+   * Trickle ICE (RFC 8838; libnice's `ice-trickle`): remote candidates may keep
+   * coming, so a component does not fail until the peer signals
+   * end-of-candidates (`peerCandidateGatheringDone`) or `trickleTimeout` passes. Default false.
+   */
+  iceTrickle?: boolean;
+  /** With `iceTrickle`: ms after the last remote candidate before a component with nothing left to try fails anyway. Default 10000. */
+  trickleTimeout?: number;
+  /** RFC 7675 consent freshness on the selected pair. Default true. */
+  consentFreshness?: boolean;
+  /** Base interval of consent checks in ms (randomised 0.8-1.2×, RFC 7675 §5.1). Default 5000. */
+  consentInterval?: number;
+  /** Consent is lost after this many ms without a response (RFC 7675 §5.1). Default 30000. */
+  consentTimeout?: number;
+  /** A component goes `disconnected` after this many ms without a response on its selected pair. Default 10000. */
+  disconnectedTimeout?: number;
+  /** With consent freshness off: send keepalives as Binding requests (libnice's `keepalive-conncheck`) instead of indications. Default false. */
+  keepaliveConncheck?: boolean;
 }
 
 export type ResolvedOptions = Required<Omit<AgentOptions, 'localAddresses' | 'portRange'>> & {
@@ -60,6 +78,13 @@ export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRang
   maxPairs: 100,
   maxRemoteCandidates: 64,
   nominationTimeout: 1000,
+  iceTrickle: false,
+  trickleTimeout: 10000,
+  consentFreshness: true,
+  consentInterval: 5000,
+  consentTimeout: 30000,
+  disconnectedTimeout: 10000,
+  keepaliveConncheck: false,
 };
 
 const KNOWN = new Set<string>([...Object.keys(DEFAULT_OPTIONS), 'localAddresses', 'portRange']);
@@ -102,6 +127,16 @@ export function resolveOptions(input: AgentOptions = {}): ResolvedOptions {
   if (has('maxPairs')) o.maxPairs = int('maxPairs', i.maxPairs, 1, 10000);
   if (has('maxRemoteCandidates')) o.maxRemoteCandidates = int('maxRemoteCandidates', i.maxRemoteCandidates, 1, 10000);
   if (has('nominationTimeout')) o.nominationTimeout = int('nominationTimeout', i.nominationTimeout, 0, 600000);
+  if (has('iceTrickle')) o.iceTrickle = bool('iceTrickle', i.iceTrickle);
+  if (has('trickleTimeout')) o.trickleTimeout = int('trickleTimeout', i.trickleTimeout, 1, 3600000);
+  if (has('consentFreshness')) o.consentFreshness = bool('consentFreshness', i.consentFreshness);
+  if (has('consentInterval')) o.consentInterval = int('consentInterval', i.consentInterval, 10, 3600000);
+  if (has('consentTimeout')) o.consentTimeout = int('consentTimeout', i.consentTimeout, 10, 3600000);
+  if (has('disconnectedTimeout')) o.disconnectedTimeout = int('disconnectedTimeout', i.disconnectedTimeout, 10, 3600000);
+  if (has('keepaliveConncheck')) o.keepaliveConncheck = bool('keepaliveConncheck', i.keepaliveConncheck);
+  if (o.consentTimeout < o.consentInterval) {
+    throw new InvalidOptionError('consentTimeout', `must not be below consentInterval (${o.consentInterval})`);
+  }
   if (o.stunMaxTimeout < o.stunInitialTimeout) {
     throw new InvalidOptionError('stunMaxTimeout', `must not be below stunInitialTimeout (${o.stunInitialTimeout})`);
   }

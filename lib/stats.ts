@@ -41,6 +41,8 @@ export interface AgentStats {
   errorResponsesSent: number;
   roleConflicts: number;
   keepalivesSent: number;
+  consentChecksSent: number;
+  consentLost: number;
   dropped: DropCounters;
 }
 
@@ -61,6 +63,8 @@ export function createStats(): AgentStats {
     errorResponsesSent: 0,
     roleConflicts: 0,
     keepalivesSent: 0,
+    consentChecksSent: 0,
+    consentLost: 0,
     dropped: {
       malformed: 0,
       badFingerprint: 0,

@@ -36,25 +36,48 @@ export type GatheringState = 'new' | 'gathering' | 'complete';
 export class Stream {
   readonly id: number;
   local: Credentials;
+  /** The credentials before the last ICE restart, accepted until the new generation selects its pair (§9). */
+  previousLocal: Credentials | undefined;
   remote: Credentials | undefined;
+  /** A local restart is waiting for the remote's new credentials; checks wait too. */
+  restartPending = false;
+  /** The peer signalled end-of-candidates for the current generation. */
+  remoteEndOfCandidates = false;
+  /** When the last remote candidate arrived (trickle timeout). */
+  lastRemoteCandidateAt = 0;
   readonly components: Map<number, Component>;
-  readonly checklist: Checklist;
+  checklist: Checklist;
+  readonly #maxPairs: number;
+  readonly #trickle: boolean;
   gathering: GatheringState = 'new';
   /** `initial-binding-request-received` fires once per stream. */
   initialRequestSeen = false;
   /** Bumped by the agent for every prflx remote candidate, to give each its own foundation. */
   prflxCounter = 0;
 
-  constructor(id: number, nComponents: number, stats: AgentStats, maxPairs: number) {
+  constructor(id: number, nComponents: number, stats: AgentStats, maxPairs: number, trickle: boolean) {
     this.id = id;
     this.local = newCredentials();
     this.components = new Map();
     for (let c = 1; c <= nComponents; c++) this.components.set(c, new Component(id, c, stats));
-    this.checklist = new Checklist(id, [...this.components.keys()], { maxPairs });
+    this.#maxPairs = maxPairs;
+    this.#trickle = trickle;
+    this.checklist = this.#newChecklist();
   }
 
-  /** Checks can run once the remote credentials are known. */
+  /** With trickle, the remote may still send candidates until end-of-candidates (RFC 8838 §8). */
+  #newChecklist(): Checklist {
+    return new Checklist(this.id, [...this.components.keys()], { maxPairs: this.#maxPairs, remoteGatheringDone: !this.#trickle });
+  }
+
+  /** A fresh checklist for a new ICE generation (restart, §9). */
+  resetChecklist(): void {
+    this.checklist = this.#newChecklist();
+    this.remoteEndOfCandidates = false;
+  }
+
+  /** Checks can run once the remote credentials of the current generation are known. */
   get canCheck(): boolean {
-    return this.remote !== undefined;
+    return this.remote !== undefined && !this.restartPending;
   }
 }

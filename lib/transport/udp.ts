@@ -11,12 +11,16 @@ const debug = createDebug('ice-agent:transport');
 
 export type PacketHandler = (msg: Buffer, rinfo: dgram.RemoteInfo) => void;
 
+/** A test hook: return false to drop an outgoing datagram (simulates loss). */
+export type SendFilter = (buf: Buffer, port: number, address: string) => boolean;
+
 export class UdpTransport {
   readonly socket: dgram.Socket;
   readonly address: string;
   readonly port: number;
   #closed = false;
   #closing: Promise<void> | undefined;
+  filter: SendFilter | undefined;
 
   private constructor(socket: dgram.Socket, address: string, port: number) {
     this.socket = socket;
@@ -71,6 +75,7 @@ export class UdpTransport {
 
   send(buf: Buffer, port: number, address: string): void {
     if (this.#closed) return;
+    if (this.filter !== undefined && !this.filter(buf, port, address)) return;
     this.socket.send(buf, port, address);
   }
 
