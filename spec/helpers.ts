@@ -111,3 +111,31 @@ export function trackHandles(): { live(): Promise<string[]>; stop(): void } {
     },
   };
 }
+
+/**
+ * Awaits a condition on agent state that no event reports (e.g. a pair's
+ * state), checking it after each turn of the event loop, with a timeout.
+ */
+export async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** Shuffles in place with a seeded PRNG, so a "random order" test is reproducible. */
+export function shuffle<T>(arr: T[], seed: number): T[] {
+  let x = seed >>> 0 || 1;
+  const rnd = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 0x100000000;
+  };
+  for (let i = arr.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [arr[i], arr[j]] = [arr[j]!, arr[i]!];
+  }
+  return arr;
+}
