@@ -1,0 +1,65 @@
+/**
+ * Time to connected for two CLI peers in separate processes over loopback:
+ * ice-agent ↔ ice-agent (examples/peer), and libnice ↔ libnice (the interop
+ * peer of the tests) as the reference, alternated so noise hits both alike.
+ * The figure is what each peer reports in `connected.ms` (ms from the remote
+ * credentials arriving to a selected pair), the larger of the two sides.
+ */
+import { fileURLToPath } from 'node:url';
+import { runPair, firstOf } from '../examples/relay.js';
+import { figure, type Figure } from './stats.js';
+
+const OUR_PEER = fileURLToPath(new URL('../examples/peer.js', import.meta.url));
+const LIBNICE_PEER = fileURLToPath(new URL('../../spec/interop/libnice-peer.py', import.meta.url));
+
+type Impl = 'ice-agent' | 'libnice';
+
+async function once(impl: Impl, nomination: 'regular' | 'aggressive', trickle: boolean): Promise<number> {
+  const args = ['--host', '127.0.0.1', '--count', '50', '--size', '100', '--nomination', nomination, ...(trickle ? ['--trickle'] : [])];
+  const spec = (role: string) => impl === 'ice-agent'
+    ? { cmd: process.execPath, args: [OUR_PEER, '--role', role, ...args] }
+    : { cmd: '/usr/bin/python3', args: [LIBNICE_PEER, '--role', role, ...args] };
+  const r = await runPair({ a: spec('controlling'), b: spec('controlled'), timeoutMs: 30000 });
+  const ca = firstOf(r.a, 'connected');
+  const cb = firstOf(r.b, 'connected');
+  if (!ca || !cb) throw new Error(`${impl} peers did not connect: ${r.a.stderr.slice(-300)} ${r.b.stderr.slice(-300)}`);
+  return Math.max(Number(ca.ms), Number(cb.ms));
+}
+
+export interface PeersResult {
+  nomination: 'regular' | 'aggressive';
+  trickle: boolean;
+  iceAgent: Figure;
+  libnice: Figure | undefined;
+  /** ice-agent / libnice (below 1: we connect faster). */
+  ratio: number | undefined;
+  libniceError?: string;
+}
+
+export async function benchPeers(repeats: number): Promise<PeersResult[]> {
+  const out: PeersResult[] = [];
+  for (const nomination of ['regular', 'aggressive'] as const) {
+    for (const trickle of [false, true]) {
+      const ours: number[] = [];
+      const theirs: number[] = [];
+      let libniceError: string | undefined;
+      for (let i = 0; i < repeats; i++) {
+        ours.push(await once('ice-agent', nomination, trickle));
+        if (libniceError) continue;
+        try {
+          theirs.push(await once('libnice', nomination, trickle));
+        } catch (e) {
+          libniceError = (e as Error).message;
+        }
+      }
+      const iceAgent = figure(ours, 'ms');
+      const libnice = theirs.length ? figure(theirs, 'ms') : undefined;
+      out.push({
+        nomination, trickle, iceAgent, libnice,
+        ratio: libnice ? iceAgent.median / libnice.median : undefined,
+        ...(libniceError ? { libniceError } : {}),
+      });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,103 @@
+/**
+ * `npm run bench`: connect time, data-path overhead, cost per session at
+ * scale, and STUN cost, each a median over repeats with min and max, each
+ * comparison a ratio measured in the same run. Prints a table; `--json FILE`
+ * writes the same figures; `--quick` runs fewer repeats and smaller scales.
+ * Nothing here asserts wall time: it reports.
+ */
+import os from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { benchConnectInProcess } from './connect.js';
+import { benchPeers } from './peers.js';
+import { benchDataPath } from './datapath.js';
+import { benchScale, type ScaleResult } from './scale.js';
+import { benchStun } from './stun.js';
+import { fmt } from './stats.js';
+
+const { values } = parseArgs({
+  options: {
+    json: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+  },
+});
+const quick = values.quick!;
+const only = values.only ? new Set(values.only.split(',')) : undefined;
+const want = (s: string) => !only || only.has(s);
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+const machine = {
+  cpu: os.cpus()[0]?.model ?? 'unknown',
+  cores: os.cpus().length,
+  memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+  node: process.version,
+  kernel: `${os.type()} ${os.release()}`,
+  date: new Date().toISOString().slice(0, 10),
+  quick,
+};
+
+const result: Record<string, unknown> = { machine };
+
+if (want('connect')) {
+  log('connect: in-process ...');
+  result.connectInProcess = await benchConnectInProcess(quick ? 5 : 20);
+  log('connect: CLI peers, ice-agent vs libnice ...');
+  result.connectPeers = await benchPeers(quick ? 3 : 7);
+}
+if (want('datapath')) {
+  log('data path ...');
+  result.dataPath = await benchDataPath(quick ? 3 : 5, quick ? 5000 : 20000);
+}
+if (want('stun')) {
+  log('stun cost ...');
+  result.stun = await benchStun(quick ? 3 : 5);
+}
+if (want('scale')) {
+  const sizes = quick ? [100, 1000] : [100, 1000, 5000];
+  const scale: ScaleResult[] = [];
+  for (const n of sizes) {
+    log(`scale: ${n} pairs ...`);
+    scale.push(await benchScale(n, quick ? 3 : 10));
+  }
+  result.scale = scale;
+}
+
+// ------------------------------------------------------------------- report
+const lines: string[] = [];
+lines.push(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, ${machine.kernel}`);
+const ci = result.connectInProcess as Awaited<ReturnType<typeof benchConnectInProcess>> | undefined;
+if (ci) {
+  lines.push('', 'time to ready, two agents in one process (gather start → both ready):');
+  for (const r of ci) lines.push(`  ${r.mode.padEnd(10)} trickle=${String(r.trickle).padEnd(5)} ${fmt(r.ms)}`);
+}
+const cp = result.connectPeers as Awaited<ReturnType<typeof benchPeers>> | undefined;
+if (cp) {
+  lines.push('', 'time to connected, two CLI peers (connected.ms, slower side):');
+  for (const r of cp) {
+    lines.push(`  ${r.nomination.padEnd(10)} trickle=${String(r.trickle).padEnd(5)} ice-agent ${fmt(r.iceAgent)} | libnice ${fmt(r.libnice)} | ratio ${r.ratio?.toFixed(2) ?? 'n/a'}${r.libniceError ? ` (${r.libniceError})` : ''}`);
+  }
+}
+const dp = result.dataPath as Awaited<ReturnType<typeof benchDataPath>> | undefined;
+if (dp) {
+  lines.push('', 'data path, echo with window 32 (ice-agent vs two plain dgram sockets):');
+  for (const r of dp) {
+    lines.push(`  ${String(r.size).padStart(4)} B: ice-agent ${fmt(r.ice.dgramsPerSec, 0)}, ${fmt(r.ice.mbps, 1)} | dgram ${fmt(r.raw.dgramsPerSec, 0)} | ratio ${r.ratio.toFixed(2)}`);
+  }
+}
+const st = result.stun as Awaited<ReturnType<typeof benchStun>> | undefined;
+if (st) {
+  lines.push('', 'STUN cost:');
+  lines.push(`  build a check   ${fmt(st.buildUs)}`);
+  lines.push(`  verify a check  ${fmt(st.verifyUs)}`);
+  lines.push(`  checks answered ${fmt(st.answeredPerSec, 0)}`);
+}
+const sc = result.scale as ScaleResult[] | undefined;
+if (sc) {
+  lines.push('', 'scale (connected pairs in one process):');
+  for (const r of sc) {
+    lines.push(`  ${String(r.pairs).padStart(5)} pairs: connect all ${(r.connectAllMs / 1000).toFixed(1)} s, heap ${r.heapPerAgentKiB.toFixed(1)} KiB/agent, RSS ${r.rssPerAgentKiB.toFixed(1)} KiB/agent, ${r.fdsPerAgent.toFixed(2)} fd/agent, idle CPU ${r.idleCpuPercentOfCore.toFixed(1)}% of a core${r.error ? ` (stopped: ${r.error})` : ''}`);
+  }
+}
+process.stdout.write(`${lines.join('\n')}\n`);
+if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
