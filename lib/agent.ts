@@ -21,7 +21,7 @@ import { type Nominator, createNominator } from './nomination.js';
 import { Scheduler, type ScheduledTask, type Clock } from './scheduler.js';
 import { type AgentStats, createStats } from './stats.js';
 import { retransmitWaits } from './stun/transaction.js';
-import { encodeBindingIndication, isStunFrame } from './stun/message.js';
+import { type DecodedStun, encodeBindingIndication, isStunFrame } from './stun/message.js';
 import { consentDelay, liveness } from './consent.js';
 import { UdpTransport, type SendFilter } from './transport/udp.js';
 import { hostAddresses } from './gather/host.js';
@@ -95,6 +95,8 @@ export class Agent extends EventEmitter {
   #rr = 0;
   #gatherings = new Map<number, Promise<void>>();
   readonly #internals: AgentInternals;
+  /** STUN client transactions other than checks (server-reflexive gathering), by transaction id. */
+  readonly #clientTx = new Map<string, (m: DecodedStun, rinfo: RemoteInfo) => void>();
 
   constructor(options: AgentOptions = {}, internals: AgentInternals = {}) {
     super();
@@ -613,7 +615,8 @@ export class Agent extends EventEmitter {
       c.nominationTask?.cancel();
       // The new generation has its pair: the previous credentials retire (§9).
       s.previousLocal = undefined;
-      // §8.1.2: checks of this component's other Frozen/Waiting pairs stop; the pacer skips them.
+      // §8.1.2: checks of this component's other Frozen/Waiting pairs stop.
+      cl.pruneComponent(c.id);
       this.#emit('new-selected-pair', s.id, c.id, { ...selected.local }, { ...selected.remote });
       if (c.state !== 'connected' && c.state !== 'ready') this.#setState(s, c, 'connected');
       this.#setState(s, c, 'ready');
@@ -755,6 +758,12 @@ export class Agent extends EventEmitter {
       pairValid: (s, c, p) => this.#pairValid(s, c, p),
       pairFailed: (s, c, p) => this.#pairFailed(s, c, p),
       consentResponse: (s, c, p) => this.#consentResponse(s, c, p),
+      clientResponse: (key, m, rinfo) => {
+        const h = this.#clientTx.get(key);
+        if (!h) return false;
+        h(m, rinfo);
+        return true;
+      },
     };
   }
 }

@@ -53,6 +53,8 @@ export interface CheckHost {
   pairValid(stream: Stream, component: Component, valid: CandidatePair): void;
   /** A check failed for good (timeout, error response, non-symmetric response). */
   pairFailed(stream: Stream, component: Component, pair: CandidatePair): void;
+  /** Offers a response to the agent's other STUN clients (server-reflexive gathering); true when taken. */
+  clientResponse(key: string, m: DecodedStun, rinfo: RemoteInfo): boolean;
   /** A consent check (RFC 7675) or keepalive conncheck on the selected pair was answered. */
   consentResponse(stream: Stream, component: Component, pair: CandidatePair): void;
 }
@@ -185,6 +187,7 @@ export class Checker {
         stats.stunIndicationsReceived++;
         return;
       default:
+        if (this.#host.clientResponse(m.transactionId.toString('hex'), m, rinfo)) return;
         this.#onResponse(component, transport, m, rinfo);
     }
   }

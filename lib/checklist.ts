@@ -56,8 +56,17 @@ export class Checklist {
   addPair(local: Candidate, remote: Candidate, controlling: boolean, set: readonly Checklist[]): CandidatePair | undefined {
     if (!canPair(local, remote)) return undefined;
     const key = pairKey(local.base ?? local, remote);
-    if (this.#byKey.has(key)) return undefined;
+    const existing = this.#byKey.get(key);
     const pair = new CandidatePair(local, remote, controlling);
+    if (existing) {
+      // §6.1.2.4: of two redundant pairs the higher-priority one stays. One not
+      // yet checked takes the better candidates in place; a checked one is kept.
+      if (existing.priority < pair.priority && (existing.state === 'frozen' || existing.state === 'waiting')) {
+        existing.replaceRemote(remote, controlling);
+        this.resort();
+      }
+      return undefined;
+    }
     // Initial state (§6.1.2.6), computed per pair as pairs arrive (trickle makes
     // them arrive one by one): a pair starts Waiting unless another pair with its
     // foundation is already Waiting or In-Progress somewhere in the set; that one
@@ -90,6 +99,17 @@ export class Checklist {
       }
     }
     return false;
+  }
+
+  /**
+   * §8.1.2: once a component has its selected pair, its Frozen and Waiting
+   * pairs are removed (so they no longer hold back their foundation elsewhere)
+   * and its triggered checks dropped, except a nomination in flight.
+   */
+  pruneComponent(component: number): void {
+    for (const p of [...this.pairs]) {
+      if (p.component === component && (p.state === 'frozen' || p.state === 'waiting') && !p.nominating) this.remove(p);
+    }
   }
 
   remove(pair: CandidatePair): void {

@@ -96,9 +96,10 @@ export class Scheduler {
         fn();
       }
     } finally {
+      // Re-arm even when an entry threw, or every later timer of the agent would stop.
       this.#running = false;
+      this.#arm();
     }
-    this.#arm();
   }
 
   close(): void {

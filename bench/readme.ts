@@ -1,0 +1,58 @@
+/**
+ * Writes the Performance section of README.md from a `npm run bench -- --json FILE`
+ * result, between the `perf:start` and `perf:end` markers, so that the figures
+ * in the README are never typed by hand.
+ *   node dist/bench/readme.js bench/results.json
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import type { Figure } from './stats.js';
+
+const file = process.argv[2];
+if (!file) {
+  process.stderr.write('usage: node dist/bench/readme.js RESULTS.json\n');
+  process.exit(2);
+}
+const r = JSON.parse(readFileSync(file, 'utf8'));
+const f = (x: Figure | undefined, d = 1) => (x ? `${x.median.toFixed(d)} (${x.min.toFixed(d)}–${x.max.toFixed(d)})` : 'n/a');
+const out: string[] = [];
+const m = r.machine;
+out.push(`Measured on ${m.date}: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, ${m.kernel}${m.quick ? ' (quick run)' : ''}. Medians with (min–max) over repeated runs; ratios are of medians measured side by side in the same run. Regenerate with \`npm run bench -- --json bench/results.json && node dist/bench/readme.js bench/results.json\`.`);
+if (r.connectInProcess) {
+  out.push('', '**Time to ready**, two agents in one process on loopback, from the start of gathering to both components ready (ms):', '');
+  out.push('| nomination | trickle | ms |', '| --- | --- | --- |');
+  for (const x of r.connectInProcess) out.push(`| ${x.mode} | ${x.trickle ? 'on' : 'off'} | ${f(x.ms)} |`);
+}
+if (r.connectPeers) {
+  out.push('', '**Time to connected**, two CLI peers in separate processes (the `connected.ms` each reports, slower side), against libnice 0.1.21 peers (`spec/interop/libnice-peer.py`) in the same run (ms):', '');
+  out.push('| nomination | trickle | ice-agent | libnice | ratio |', '| --- | --- | --- | --- | --- |');
+  for (const x of r.connectPeers) out.push(`| ${x.nomination} | ${x.trickle ? 'on' : 'off'} | ${f(x.iceAgent)} | ${f(x.libnice)} | ${x.ratio?.toFixed(2) ?? 'n/a'} |`);
+}
+if (r.dataPath) {
+  out.push('', '**Data path**: echo with 32 datagrams in flight through `send`/`attachRecv` on a ready component, against the same echo over two plain `dgram` sockets:', '');
+  out.push('| size | ice-agent dgram/s | ice-agent Mbps | dgram dgram/s | ratio |', '| --- | --- | --- | --- | --- |');
+  for (const x of r.dataPath) out.push(`| ${x.size} B | ${f(x.ice.dgramsPerSec, 0)} | ${f(x.ice.mbps)} | ${f(x.raw.dgramsPerSec, 0)} | ${x.ratio.toFixed(2)} |`);
+}
+if (r.stun) {
+  out.push('', '**STUN cost** of one connectivity check (USERNAME, PRIORITY, ICE-CONTROLLING, USE-CANDIDATE, MESSAGE-INTEGRITY, FINGERPRINT):', '');
+  out.push(`- build: ${f(r.stun.buildUs)} µs; verify (decode, fingerprint, integrity): ${f(r.stun.verifyUs)} µs`);
+  out.push(`- checks answered by one agent: ${f(r.stun.answeredPerSec, 0)} per second`);
+}
+if (r.scale) {
+  out.push('', '**Scale**: connected agent pairs in one process (consent freshness running while idle):', '');
+  out.push('| pairs | connect all (s) | heap KiB/agent | RSS KiB/agent | fds/agent | idle CPU (% of a core) |', '| --- | --- | --- | --- | --- | --- |');
+  for (const x of r.scale) out.push(`| ${x.pairs} | ${(x.connectAllMs / 1000).toFixed(1)} | ${x.heapPerAgentKiB.toFixed(1)} | ${x.rssPerAgentKiB.toFixed(1)} | ${x.fdsPerAgent.toFixed(2)} | ${x.idleCpuPercentOfCore.toFixed(1)}${x.error ? ` (stopped: ${x.error})` : ''} |`);
+}
+if (r.notes) out.push('', ...r.notes);
+
+const readmePath = path.join(fileURLToPath(new URL('../..', import.meta.url)), 'README.md');
+const readme = readFileSync(readmePath, 'utf8');
+const start = readme.indexOf('<!-- perf:start -->');
+const end = readme.indexOf('<!-- perf:end -->');
+if (start < 0 || end < start) {
+  process.stderr.write('README.md has no perf:start/perf:end markers\n');
+  process.exit(1);
+}
+writeFileSync(readmePath, `${readme.slice(0, start)}<!-- perf:start -->\n${out.join('\n')}\n${readme.slice(end)}`);
+process.stdout.write('README.md Performance section updated\n');

@@ -1,0 +1,118 @@
+import t from 'tap';
+import type { Candidate } from '../lib/candidate.js';
+import {
+  AggressiveControllingNominator,
+  ControlledNominator,
+  type Nominator,
+  RegularControllingNominator,
+  createNominator,
+} from '../lib/nomination.js';
+import { CandidatePair, type PairState } from '../lib/pair.js';
+
+function cand(address: string, port: number, priority: number): Candidate {
+  return { type: 'host', transport: 'udp', foundation: String(port), component: 1, priority, address, port };
+}
+
+const remote = cand('10.0.1.1', 9, 100000);
+/** A pair whose priority grows with `localPriority` (MIN(G, D) = localPriority below 100000). */
+function pair(port: number, localPriority: number, state: PairState): CandidatePair {
+  const p = new CandidatePair(cand('10.0.0.1', port, localPriority), remote, true);
+  p.state = state;
+  return p;
+}
+
+// RFC 8445 §8.1.1: with regular nomination the controlling agent picks a valid pair and repeats its check
+// with USE-CANDIDATE; it may wait for higher-priority pairs still being checked, but not for ever.
+t.test('regular controlling: nominates the best valid pair at once when nothing better is pending (§8.1.1)', async (t) => {
+  const n = new RegularControllingNominator(1000);
+  t.equal(n.controlling, true);
+  t.equal(n.mode, 'regular');
+  const best = pair(1, 900, 'succeeded');
+  const other = pair(2, 500, 'succeeded');
+  const lowPending = pair(3, 100, 'in-progress'); // lower than best: does not matter
+  const failedHigher = pair(4, 5000, 'failed'); // higher but failed: cannot succeed any more
+  const pairs = [failedHigher, best, other, lowPending];
+  best.valid = other.valid = true;
+  const d = n.decide(pairs, [best, other], 0);
+  t.equal(d.nominate, best, 'the highest-priority valid pair, at time 0');
+  t.equal(d.recheckInMs, undefined, 'no recheck needed');
+  t.strictSame(n.decide(pairs, [], 0), {}, 'no valid pair: nothing to nominate');
+});
+
+t.test('regular controlling: waits while a higher-priority pair may still succeed (§8.1.1)', async (t) => {
+  const n = new RegularControllingNominator(1000);
+  const best = pair(1, 900, 'succeeded');
+  for (const st of ['waiting', 'in-progress', 'frozen'] as const) {
+    const higher = pair(2, 5000, st);
+    const d = n.decide([higher, best], [best], 300);
+    t.equal(d.nominate, undefined, `higher pair ${st}: no nomination yet`);
+    t.equal(d.recheckInMs, 700, `higher pair ${st}: ask again when waitMs (1000) since first valid has passed`);
+  }
+  const higher = pair(2, 5000, 'in-progress');
+  t.equal(n.decide([higher, best], [best], 0).recheckInMs, 1000, 'recheck after the whole wait at time 0');
+  t.equal(n.decide([higher, best], [best], 999).recheckInMs, 1, 'one ms before the deadline');
+  t.equal(n.decide([higher, best], [best], 1000).nominate, best, 'at waitMs: nominate anyway');
+  t.equal(n.decide([higher, best], [best], 5000).nominate, best, 'after waitMs: nominate anyway');
+  t.equal(n.decide([higher, best], [best], 5000).recheckInMs, undefined, 'no recheck once nominating');
+  // Once the higher pair itself has succeeded (and is valid), it is the one nominated.
+  higher.state = 'succeeded';
+  higher.valid = true;
+  t.equal(n.decide([higher, best], [higher, best], 10).nominate, higher, 'the higher pair succeeded: it is nominated');
+
+  const zero = new RegularControllingNominator(0);
+  t.equal(zero.decide([pair(2, 5000, 'waiting'), best], [best], 0).nominate, best, 'waitMs 0: nominate the first valid pair');
+});
+
+t.test('regular controlling: nothing while a pair is already nominated or nominating (§8.1.1)', async (t) => {
+  const n = new RegularControllingNominator(1000);
+  const best = pair(1, 900, 'succeeded');
+  const other = pair(2, 500, 'succeeded');
+  other.nominating = true;
+  t.strictSame(n.decide([best, other], [best, other], 5000), {}, 'a nomination is in flight (even on a lower pair)');
+  other.nominating = false;
+  other.nominated = true;
+  t.strictSame(n.decide([best, other], [best, other], 5000), {}, 'a pair is already nominated');
+  other.nominated = false;
+  t.equal(n.decide([best, other], [best, other], 5000).nominate, best, 'control: without them it nominates');
+  // USE-CANDIDATE only on the nomination check.
+  t.equal(n.useCandidate(best), false, 'ordinary check: no USE-CANDIDATE');
+  best.nominating = true;
+  t.equal(n.useCandidate(best), true, 'nomination check: USE-CANDIDATE');
+});
+
+// RFC 5245 §8.1.1.2 aggressive nomination: every check carries USE-CANDIDATE; no separate nomination step.
+t.test('aggressive controlling: always USE-CANDIDATE, never a separate nomination', async (t) => {
+  const n: Nominator = new AggressiveControllingNominator();
+  t.equal(n.controlling, true);
+  t.equal(n.mode, 'aggressive');
+  const p = pair(1, 900, 'waiting');
+  t.equal(n.useCandidate(p), true, 'ordinary check carries USE-CANDIDATE');
+  p.state = 'succeeded';
+  t.equal(n.useCandidate(p), true, 'whatever the state');
+  t.strictSame(n.decide([p], [p], 100000), {}, 'decide() never nominates separately');
+});
+
+// RFC 8445 §7.3.1.5 / §8.1.1: the controlled agent never nominates.
+t.test('controlled: never nominates, never USE-CANDIDATE (§8.1.1)', async (t) => {
+  for (const mode of ['regular', 'aggressive'] as const) {
+    const n: Nominator = new ControlledNominator(mode);
+    t.equal(n.controlling, false);
+    t.equal(n.mode, mode);
+    const p = pair(1, 900, 'succeeded');
+    p.valid = true;
+    p.nominating = true;
+    t.equal(n.useCandidate(p), false, `${mode}: no USE-CANDIDATE even on a 'nominating' pair`);
+    t.strictSame(n.decide([p], [p], 100000), {}, `${mode}: no nomination`);
+  }
+});
+
+t.test('createNominator picks the strategy for role and mode', async (t) => {
+  const reg = createNominator(true, 'regular', 1234);
+  t.ok(reg instanceof RegularControllingNominator, 'controlling regular');
+  t.equal((reg as RegularControllingNominator).waitMs, 1234, 'with its wait');
+  t.ok(createNominator(true, 'aggressive', 1) instanceof AggressiveControllingNominator, 'controlling aggressive');
+  const c1 = createNominator(false, 'aggressive', 1);
+  t.ok(c1 instanceof ControlledNominator, 'controlled aggressive');
+  t.equal(c1.mode, 'aggressive', 'keeps the mode');
+  t.ok(createNominator(false, 'regular', 1) instanceof ControlledNominator, 'controlled regular');
+});
