@@ -5,13 +5,12 @@
  * and what a valid or nominated pair means for its component; this module
  * speaks STUN and keeps the table of transactions in flight.
  */
-import type { RemoteInfo } from 'node:dgram';
 import createDebug from 'debug';
 import { type Candidate, computePriority, foundationKey, formatAddress } from './candidate.js';
 import { CandidatePair } from './pair.js';
 import type { Stream } from './stream.js';
 import type { Component } from './component.js';
-import type { UdpTransport } from './transport/udp.js';
+import type { PacketTransport as UdpTransport, RemoteAddress as RemoteInfo } from './transport/transport.js';
 import type { Scheduler } from './scheduler.js';
 import type { AgentStats } from './stats.js';
 import type { Nominator } from './nomination.js';
@@ -279,8 +278,9 @@ export class Checker {
     component.authorize(rinfo.address, rinfo.port);
     if (!remote) return;
 
+    // The candidate whose base is this transport: a host candidate, or a relayed one.
     const local = component.localCandidates.find((c) =>
-      c.type === 'host' && c.port === transport.port && c.address === transport.address);
+      (c.type === 'host' || c.type === 'relay') && c.port === transport.port && c.address === transport.address);
     if (!local) return;
     const cl = stream.checklist;
     let pair = cl.get(transport, rinfo);

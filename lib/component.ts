@@ -2,10 +2,11 @@
  * A component (RFC 8445 §2, libnice's NiceComponent): its sockets, local and
  * remote candidates, state, selected pair, and the receive path.
  */
-import type { RemoteInfo } from 'node:dgram';
 import type { Candidate } from './candidate.js';
 import type { CandidatePair } from './pair.js';
-import type { UdpTransport } from './transport/udp.js';
+import type { PacketTransport, RemoteAddress } from './transport/transport.js';
+import type { TurnServer } from './options.js';
+import type { TurnClient } from './turn/client.js';
 import type { ScheduledTask } from './scheduler.js';
 import type { AgentStats } from './stats.js';
 
@@ -21,7 +22,11 @@ export class Component {
   state: ComponentState = 'disconnected';
   localCandidates: Candidate[] = [];
   remoteCandidates: Candidate[] = [];
-  transports: UdpTransport[] = [];
+  transports: PacketTransport[] = [];
+  /** TURN servers set for this component only (`setRelayInfo`). */
+  relayServers: TurnServer[] = [];
+  /** TURN clients still allocating, so close() can abandon them. */
+  turnClients = new Set<TurnClient>();
   /** The nominated pair in use (libnice's selected pair). */
   selected: CandidatePair | undefined;
   /** Where `send` goes: the selected pair, or before nomination the best valid pair (as libnice does). */
@@ -52,7 +57,7 @@ export class Component {
     this.#stats = stats;
   }
 
-  transportFor(base: { address: string; port: number }): UdpTransport | undefined {
+  transportFor(base: { address: string; port: number }): PacketTransport | undefined {
     return this.transports.find((t) => t.port === base.port && t.address === base.address);
   }
 
@@ -72,7 +77,7 @@ export class Component {
    * Application data (anything RFC 7983 does not call STUN). The hot path: one
    * comparison with the last accepted source, else one set lookup.
    */
-  deliver(msg: Buffer, rinfo: RemoteInfo): void {
+  deliver(msg: Buffer, rinfo: RemoteAddress): void {
     if (rinfo.port !== this.#lastSrcPort || rinfo.address !== this.#lastSrcAddress) {
       if (!this.authorized.has(`${rinfo.address}|${rinfo.port}`)) {
         this.#stats.dropped.unauthorizedSource++;

@@ -67,3 +67,24 @@ export class InvalidStateError extends IceError {
     super('ERR_ICE_INVALID_STATE', message);
   }
 }
+
+/**
+ * A TURN server refused, failed or did not answer (RFC 8656). `code` is
+ * `ERR_ICE_TURN` like every IceError code; the STUN error code the server
+ * sent (401, 403, 437, 441, 486, 508 ...) is `stunCode`, undefined for a
+ * timeout, a refused connection or a lost allocation.
+ */
+export class TurnError extends IceError {
+  /** The server's URL as configured, e.g. `turn:192.0.2.1:3478?transport=tcp`. */
+  readonly server: string;
+  /** STUN error code from the server's error response, if there was one. */
+  readonly stunCode: number | undefined;
+  /** What went wrong, in words. */
+  readonly reason: string;
+  constructor(server: string, stunCode: number | undefined, reason: string) {
+    super('ERR_ICE_TURN', `TURN server ${server}: ${stunCode !== undefined ? `${stunCode} ` : ''}${reason}`);
+    this.server = server;
+    this.stunCode = stunCode;
+    this.reason = reason;
+  }
+}

@@ -12,4 +12,8 @@ export type { NominationMode } from './nomination.js';
 export type { AgentStats, DropCounters } from './stats.js';
 export {
   IceError, InvalidOptionError, InvalidArgumentError, CandidateParseError, UnknownStreamError, InvalidStateError,
+  TurnError,
 } from './errors.js';
+export type { TurnServer } from './options.js';
+export { parseIceServerUrl, type IceServerUrl } from './turn/url.js';
+export { TurnClient, type TurnClientOptions, type TurnAllocation, type TurnStats } from './turn/client.js';

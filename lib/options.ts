@@ -3,12 +3,25 @@
  * InvalidOptionError naming it, before the agent exists.
  */
 import { isIP } from 'node:net';
-import { InvalidOptionError } from './errors.js';
+import { InvalidArgumentError, InvalidOptionError } from './errors.js';
+import { parseIceServerUrl } from './turn/url.js';
 import type { NominationMode } from './nomination.js';
 
 export interface PortRange {
   min: number;
   max: number;
+}
+
+/** A TURN server, in the shape of WebRTC's RTCIceServer (one URL). */
+export interface TurnServer {
+  /** `turn:host[:port][?transport=udp|tcp]` or `turns:host[:port]` (RFC 7065). */
+  url: string;
+  username: string;
+  credential: string;
+  /** `turns:` only: trusted CA certificates (e.g. a self-signed test server's). */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** `turns:` only: verify the server certificate. Default true. */
+  rejectUnauthorized?: boolean;
 }
 
 export interface AgentOptions {
@@ -58,6 +71,14 @@ export interface AgentOptions {
   disconnectedTimeout?: number;
   /** With consent freshness off: send keepalives as Binding requests (libnice's `keepalive-conncheck`) instead of indications. Default false. */
   keepaliveConncheck?: boolean;
+  /** STUN servers for server-reflexive candidates, as `stun:host[:port]` URLs (RFC 7064). */
+  stunServers?: string[];
+  /** TURN servers for relayed candidates (RFC 8656). */
+  turnServers?: TurnServer[];
+  /** How long gathering waits for each STUN/TURN server, ms. Default 2000. */
+  serverTimeout?: number;
+  /** Use relayed candidates only (libnice's `force-relay`): no host or server-reflexive candidate is announced or checked. Default false. */
+  forceRelay?: boolean;
 }
 
 export type ResolvedOptions = Required<Omit<AgentOptions, 'localAddresses' | 'portRange'>> & {
@@ -85,6 +106,10 @@ export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRang
   consentTimeout: 30000,
   disconnectedTimeout: 10000,
   keepaliveConncheck: false,
+  stunServers: [],
+  turnServers: [],
+  serverTimeout: 2000,
+  forceRelay: false,
 };
 
 const KNOWN = new Set<string>([...Object.keys(DEFAULT_OPTIONS), 'localAddresses', 'portRange']);
@@ -101,12 +126,34 @@ function bool(name: string, v: unknown): boolean {
   return v;
 }
 
+/** Validates a TURN server entry; `Err` names the field (an option, or an argument). */
+export function validateTurnServer(
+  x: unknown,
+  where: string,
+  Err: new (field: string, message: string) => Error = InvalidArgumentError,
+): TurnServer {
+  if (x === null || typeof x !== 'object') throw new Err(where, 'must be { url, username, credential }');
+  const v = x as Record<string, unknown>;
+  if (typeof v.url !== 'string') throw new Err(`${where}.url`, 'must be a turn: or turns: URL');
+  let parsed;
+  try {
+    parsed = parseIceServerUrl(v.url);
+  } catch (e) {
+    throw new Err(`${where}.url`, (e as Error).message);
+  }
+  if (parsed.scheme !== 'turn' && parsed.scheme !== 'turns') throw new Err(`${where}.url`, `must be a turn: or turns: URL (got ${parsed.scheme}:)`);
+  if (typeof v.username !== 'string' || v.username.length === 0) throw new Err(`${where}.username`, 'must be a non-empty string');
+  if (typeof v.credential !== 'string') throw new Err(`${where}.credential`, 'must be a string');
+  if (v.rejectUnauthorized !== undefined && typeof v.rejectUnauthorized !== 'boolean') throw new Err(`${where}.rejectUnauthorized`, 'must be a boolean');
+  return { ...(v as unknown as TurnServer) };
+}
+
 export function resolveOptions(input: AgentOptions = {}): ResolvedOptions {
   if (input === null || typeof input !== 'object') throw new InvalidOptionError('options', 'must be an object');
   for (const k of Object.keys(input)) {
     if (!KNOWN.has(k)) throw new InvalidOptionError(k, 'unknown option');
   }
-  const o: ResolvedOptions = { ...DEFAULT_OPTIONS, localAddresses: undefined, portRange: undefined };
+  const o: ResolvedOptions = { ...DEFAULT_OPTIONS, stunServers: [], turnServers: [], localAddresses: undefined, portRange: undefined };
   const i = input as Record<string, unknown>;
   const has = (k: string) => i[k] !== undefined;
   if (has('controllingMode')) o.controllingMode = bool('controllingMode', i.controllingMode);
@@ -134,6 +181,29 @@ export function resolveOptions(input: AgentOptions = {}): ResolvedOptions {
   if (has('consentTimeout')) o.consentTimeout = int('consentTimeout', i.consentTimeout, 10, 3600000);
   if (has('disconnectedTimeout')) o.disconnectedTimeout = int('disconnectedTimeout', i.disconnectedTimeout, 10, 3600000);
   if (has('keepaliveConncheck')) o.keepaliveConncheck = bool('keepaliveConncheck', i.keepaliveConncheck);
+  if (has('stunServers')) {
+    const list = i.stunServers;
+    if (!Array.isArray(list)) throw new InvalidOptionError('stunServers', 'must be an array of stun: URLs');
+    o.stunServers = list.map((u, n) => {
+      const where = `stunServers[${n}]`;
+      if (typeof u !== 'string') throw new InvalidOptionError(where, 'must be a string');
+      let parsed;
+      try {
+        parsed = parseIceServerUrl(u);
+      } catch (e) {
+        throw new InvalidOptionError(where, (e as Error).message);
+      }
+      if (parsed.scheme !== 'stun') throw new InvalidOptionError(where, `must be a stun: URL (got ${parsed.scheme}:)`);
+      return u;
+    });
+  }
+  if (has('turnServers')) {
+    const list = i.turnServers;
+    if (!Array.isArray(list)) throw new InvalidOptionError('turnServers', 'must be an array of { url, username, credential }');
+    o.turnServers = list.map((x, n) => validateTurnServer(x, `turnServers[${n}]`, InvalidOptionError));
+  }
+  if (has('serverTimeout')) o.serverTimeout = int('serverTimeout', i.serverTimeout, 1, 60000);
+  if (has('forceRelay')) o.forceRelay = bool('forceRelay', i.forceRelay);
   if (o.consentTimeout < o.consentInterval) {
     throw new InvalidOptionError('consentTimeout', `must not be below consentInterval (${o.consentInterval})`);
   }

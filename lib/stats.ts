@@ -43,6 +43,8 @@ export interface AgentStats {
   keepalivesSent: number;
   consentChecksSent: number;
   consentLost: number;
+  /** STUN/TURN servers that failed during gathering or later. */
+  serverErrors: number;
   dropped: DropCounters;
 }
 
@@ -65,6 +67,7 @@ export function createStats(): AgentStats {
     keepalivesSent: 0,
     consentChecksSent: 0,
     consentLost: 0,
+    serverErrors: 0,
     dropped: {
       malformed: 0,
       badFingerprint: 0,

@@ -6,7 +6,7 @@
  * own timeout, so one silent server never holds up gathering.
  */
 import stun from 'stun';
-import type { RemoteInfo } from 'node:dgram';
+import type { RemoteAddress as RemoteInfo } from '../transport/transport.js';
 import type { UdpTransport } from '../transport/udp.js';
 import type { Scheduler } from '../scheduler.js';
 import { Transaction } from '../stun/transaction.js';

@@ -13,7 +13,7 @@
  * - reading PRIORITY as an unsigned 32-bit value (`stun`'s getter loses it).
  */
 import stun, { type StunResponse } from 'stun';
-import { createHmac, timingSafeEqual, randomBytes } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual, randomBytes } from 'node:crypto';
 
 export const MAGIC_COOKIE = 0x2112a442;
 export const HEADER_LENGTH = 20;
@@ -268,5 +268,200 @@ export function encodeBindingError(transactionId: Buffer, code: number, reason: 
 export function encodeBindingIndication(): Buffer {
   const m = stun.createMessage(BINDING_INDICATION, newTransactionId());
   m.addFingerprint();
+  return m.toBuffer();
+}
+
+/* ------------------------------------------------------------------------ *
+ * TURN (RFC 8656) additions: methods, attributes, long-term credentials.
+ * ------------------------------------------------------------------------ */
+
+/** TURN methods, RFC 8656 §17 (Binding is 0x001). */
+export const TURN_METHOD = {
+  ALLOCATE: 0x003,
+  REFRESH: 0x004,
+  SEND: 0x006,
+  DATA: 0x007,
+  CREATE_PERMISSION: 0x008,
+  CHANNEL_BIND: 0x009,
+} as const;
+
+/** TURN attributes, RFC 8656 §18. */
+export const TURN_ATTR = {
+  CHANNEL_NUMBER: 0x000c,
+  LIFETIME: 0x000d,
+  XOR_PEER_ADDRESS: 0x0012,
+  DATA: 0x0013,
+  XOR_RELAYED_ADDRESS: 0x0016,
+  REQUESTED_ADDRESS_FAMILY: 0x0017,
+  EVEN_PORT: 0x0018,
+  REQUESTED_TRANSPORT: 0x0019,
+  DONT_FRAGMENT: 0x001a,
+  RESERVATION_TOKEN: 0x0022,
+} as const;
+
+/** IANA protocol number of UDP, the value of REQUESTED-TRANSPORT (RFC 8656 §18.7). */
+export const PROTOCOL_UDP = 17;
+
+/** Message type from method and class, RFC 8489 §5 (the inverse of methodOf/classOf). */
+export function messageType(method: number, cls: StunClass): number {
+  const c = cls === 'request' ? 0x000 : cls === 'indication' ? 0x010 : cls === 'success' ? 0x100 : 0x110;
+  return ((method & 0xf80) << 2) | ((method & 0x070) << 1) | (method & 0x00f) | c;
+}
+
+/**
+ * Long-term credential key, RFC 8489 §9.2.2: MD5(username ":" realm ":" password).
+ * (OpaqueString/SASLprep is the identity for the ASCII credentials TURN servers use.)
+ */
+export function longTermKey(username: string, realm: string, password: string): Buffer {
+  return createHash('md5').update(`${username}:${realm}:${password}`, 'utf8').digest();
+}
+
+export interface TransportAddressValue {
+  address: string;
+  port: number;
+  family: 'IPv4' | 'IPv6';
+}
+
+/**
+ * An XOR-…-ADDRESS attribute (XOR-MAPPED-ADDRESS, XOR-PEER-ADDRESS,
+ * XOR-RELAYED-ADDRESS) decoded from the raw bytes, RFC 8489 §14.2: the port is
+ * XORed with the top of the magic cookie, an IPv4 address with the cookie, an
+ * IPv6 address with the cookie followed by the transaction id. IPv6 addresses
+ * come back in canonical (RFC 5952) form, as `normalizeAddress` gives.
+ */
+export function getXorAddressAttribute(m: DecodedStun, type: number): TransportAddressValue | undefined {
+  const buf = m.raw;
+  const off = findAttribute(buf, type);
+  if (off < 0) return undefined;
+  const len = buf.readUInt16BE(off + 2);
+  const v = off + 4;
+  if (len < 8) return undefined;
+  const family = buf[v + 1];
+  const port = buf.readUInt16BE(v + 2) ^ (MAGIC_COOKIE >>> 16);
+  if (family === 0x01 && len === 8) {
+    const a = (buf.readUInt32BE(v + 4) ^ MAGIC_COOKIE) >>> 0;
+    return { address: `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`, port, family: 'IPv4' };
+  }
+  if (family === 0x02 && len === 20) {
+    const mask = Buffer.concat([buf.subarray(4, 8), buf.subarray(8, 20)]);
+    const groups: string[] = [];
+    for (let i = 0; i < 16; i += 2) {
+      groups.push((((buf[v + 4 + i]! ^ mask[i]!) << 8) | (buf[v + 5 + i]! ^ mask[i + 1]!)).toString(16));
+    }
+    return { address: normalizeAddress(groups.join(':')), port, family: 'IPv6' };
+  }
+  return undefined;
+}
+
+/**
+ * One spelling per IP address, so that addresses from the wire and from the
+ * application compare equal: IPv6 in the WHATWG URL serialisation (lowercase,
+ * longest zero run compressed, as RFC 5952), IPv4 unchanged.
+ */
+export function normalizeAddress(address: string): string {
+  if (!address.includes(':')) return address;
+  try {
+    return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return address;
+  }
+}
+
+/** An unsigned 32-bit attribute (LIFETIME, REQUESTED-TRANSPORT, CHANNEL-NUMBER ...), or undefined. */
+export function getUint32Attribute(m: DecodedStun, type: number): number | undefined {
+  const off = findAttribute(m.raw, type);
+  if (off < 0 || m.raw.readUInt16BE(off + 2) !== 4) return undefined;
+  return m.raw.readUInt32BE(off + 4);
+}
+
+/** The value bytes of an attribute (a view into the message), or undefined. */
+export function getAttributeValue(m: DecodedStun, type: number): Buffer | undefined {
+  const off = findAttribute(m.raw, type);
+  if (off < 0) return undefined;
+  return m.raw.subarray(off + 4, off + 4 + m.raw.readUInt16BE(off + 2));
+}
+
+/** LIFETIME in seconds, RFC 8656 §18.2. */
+export function getLifetime(m: DecodedStun): number | undefined {
+  return getUint32Attribute(m, TURN_ATTR.LIFETIME);
+}
+
+/** CHANNEL-NUMBER, RFC 8656 §18.1: the number is the top 16 bits (the rest is RFFU). */
+export function getChannelNumber(m: DecodedStun): number | undefined {
+  const v = getUint32Attribute(m, TURN_ATTR.CHANNEL_NUMBER);
+  return v === undefined ? undefined : v >>> 16;
+}
+
+export function getRealm(m: DecodedStun): string | undefined {
+  return getAttributeValue(m, ATTR.REALM)?.toString('utf8');
+}
+
+export function getNonce(m: DecodedStun): string | undefined {
+  return getAttributeValue(m, ATTR.NONCE)?.toString('utf8');
+}
+
+/** DATA of a Data indication, RFC 8656 §18.4 (a view into the message). */
+export function getData(m: DecodedStun): Buffer | undefined {
+  return getAttributeValue(m, TURN_ATTR.DATA);
+}
+
+export function getXorRelayedAddress(m: DecodedStun): TransportAddressValue | undefined {
+  return getXorAddressAttribute(m, TURN_ATTR.XOR_RELAYED_ADDRESS);
+}
+
+export function getXorPeerAddress(m: DecodedStun): TransportAddressValue | undefined {
+  return getXorAddressAttribute(m, TURN_ATTR.XOR_PEER_ADDRESS);
+}
+
+/** Long-term credentials as sent on every request after the 401 challenge, RFC 8489 §9.2.4. */
+export interface LongTermAuth {
+  username: string;
+  realm: string;
+  nonce: string;
+  /** longTermKey(username, realm, password). */
+  key: Buffer;
+}
+
+/** The attributes a TURN request may carry (each optional), in the order they are encoded. */
+export interface TurnRequestFields {
+  /** REQUESTED-TRANSPORT protocol number (Allocate: PROTOCOL_UDP). */
+  requestedTransport?: number;
+  /** LIFETIME in seconds (Allocate, Refresh; 0 deallocates). */
+  lifetime?: number;
+  /** CHANNEL-NUMBER (ChannelBind). */
+  channel?: number;
+  /** XOR-PEER-ADDRESS (CreatePermission, ChannelBind). */
+  peer?: { address: string; port: number };
+  software?: string;
+}
+
+/**
+ * A TURN request, RFC 8656: the method's attributes, then (after the 401
+ * challenge) USERNAME, REALM, NONCE and MESSAGE-INTEGRITY keyed with the
+ * long-term key (RFC 8489 §9.2.4). No FINGERPRINT: TURN does not need it to
+ * demultiplex (the 5-tuple to the server says it is TURN traffic).
+ */
+export function encodeTurnRequest(method: number, transactionId: Buffer, f: TurnRequestFields, auth?: LongTermAuth): Buffer {
+  const m = stun.createMessage(messageType(method, 'request'), transactionId);
+  if (f.requestedTransport !== undefined) m.addAttribute(TURN_ATTR.REQUESTED_TRANSPORT, (f.requestedTransport << 24) >>> 0);
+  if (f.lifetime !== undefined) m.addAttribute(TURN_ATTR.LIFETIME, f.lifetime >>> 0);
+  if (f.channel !== undefined) m.addAttribute(TURN_ATTR.CHANNEL_NUMBER, (f.channel << 16) >>> 0);
+  if (f.peer !== undefined) m.addAttribute(TURN_ATTR.XOR_PEER_ADDRESS, f.peer.address, f.peer.port);
+  if (f.software !== undefined) m.addSoftware(f.software);
+  if (auth !== undefined) {
+    m.addUsername(auth.username);
+    m.addAttribute(ATTR.REALM, auth.realm);
+    m.addAttribute(ATTR.NONCE, auth.nonce);
+    // `stun` hands the key to createHmac, which takes the 16-byte MD5 key as a Buffer.
+    (m.addMessageIntegrity as unknown as (key: Buffer) => unknown).call(m, auth.key);
+  }
+  return m.toBuffer();
+}
+
+/** A Send indication, RFC 8656 §11.1: XOR-PEER-ADDRESS and DATA, no authentication. */
+export function encodeSendIndication(transactionId: Buffer, peer: { address: string; port: number }, data: Buffer): Buffer {
+  const m = stun.createMessage(messageType(TURN_METHOD.SEND, 'indication'), transactionId);
+  m.addAttribute(TURN_ATTR.XOR_PEER_ADDRESS, peer.address, peer.port);
+  m.addAttribute(TURN_ATTR.DATA, data);
   return m.toBuffer();
 }

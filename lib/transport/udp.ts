@@ -9,12 +9,12 @@ import createDebug from 'debug';
 
 const debug = createDebug('ice-agent:transport');
 
-export type PacketHandler = (msg: Buffer, rinfo: dgram.RemoteInfo) => void;
+import type { PacketHandler, PacketTransport, SendFilter } from './transport.js';
 
-/** A test hook: return false to drop an outgoing datagram (simulates loss). */
-export type SendFilter = (buf: Buffer, port: number, address: string) => boolean;
+export type { PacketHandler, SendFilter };
 
-export class UdpTransport {
+export class UdpTransport implements PacketTransport {
+  readonly kind = 'udp' as const;
   readonly socket: dgram.Socket;
   readonly address: string;
   readonly port: number;
