@@ -130,3 +130,15 @@ t.test('close() deallocates (Refresh lifetime 0) and leaves no handle', async (t
   t.pass('coturn saw the deallocation');
   t.same((await handles.live()).filter((h) => h === 'UDPWRAP' || h === 'Timeout'), [], 'no socket or timer left');
 });
+
+t.test('an agent\'s allocation is refreshed before it expires (coturn max-allocate-lifetime=4)', async (t) => {
+  const a = new Agent({ ...LOOPBACK, forceRelay: true, turnServers: [server()] });
+  t.teardown(() => a.close());
+  const s = a.addStream(1);
+  const refreshed = /refreshed, .*lifetime=[1-9]/;
+  const before = turn.count(refreshed);
+  await a.gatherCandidates(s);
+  t.equal(a.getLocalCandidates(s, 1)[0]!.type, 'relay');
+  await turn.waitForCount(refreshed, before + 1, 8000);
+  t.pass('coturn logged a refresh of the allocation with a non-zero lifetime');
+});
