@@ -6,9 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
-import {
-  type Candidate, FoundationRegistry, computePriority, foundationKey, hostLocalPreference,
-} from './candidate.js';
+import { type Candidate, FoundationRegistry } from './candidate.js';
 import { parseCandidate } from './candidate-attribute.js';
 import type { CandidatePair, PairState } from './pair.js';
 import type { Checklist } from './checklist.js';
@@ -22,16 +20,10 @@ import { type AgentStats, createStats } from './stats.js';
 import { retransmitWaits } from './stun/transaction.js';
 import { type DecodedStun, encodeBindingIndication, isStunFrame } from './stun/message.js';
 import { consentDelay, liveness } from './consent.js';
-import { UdpTransport } from './transport/udp.js';
 import type { PacketTransport, RemoteAddress as RemoteInfo, SendFilter } from './transport/transport.js';
-import { hostAddresses } from './gather/host.js';
-import { InvalidArgumentError, InvalidStateError, TurnError, UnknownStreamError } from './errors.js';
-import { isIP, isIPv6 } from 'node:net';
-import { lookup } from 'node:dns/promises';
-import { parseIceServerUrl } from './turn/url.js';
-import { TurnClient } from './turn/client.js';
+import { InvalidArgumentError, InvalidStateError, type TurnError, UnknownStreamError } from './errors.js';
 import { RelayTransport } from './transport/relay.js';
-import { stunBinding } from './gather/srflx.js';
+import { gatherStream, type GatherHost } from './gather/gatherer.js';
 
 const debug = createDebug('ice-agent:agent');
 
@@ -257,184 +249,38 @@ export class Agent extends EventEmitter {
   }
 
   /**
-   * Gathering (RFC 8445 §5.1.1): host candidates first, announced at once;
-   * then, in parallel, server-reflexive candidates from every STUN server on
-   * every host socket and a relayed candidate from every TURN server, each
-   * bounded by `serverTimeout`. A server that fails gives a `server-error`
-   * event and gathering goes on; `candidate-gathering-done` fires when every
-   * server has answered or timed out.
+   * Gathering (RFC 8445 §5.1.1, lib/gather/gatherer.ts): host candidates first,
+   * announced at once, then server-reflexive and relayed ones. A server that
+   * fails gives a `server-error` event and gathering goes on;
+   * `candidate-gathering-done` fires when every server has answered or timed out.
    */
   async #gather(s: Stream): Promise<void> {
     s.gathering = 'gathering';
     for (const c of s.components.values()) this.#setState(s, c, 'gathering');
-    const addrs = hostAddresses(this.options);
-    const relayOnly = this.options.forceRelay;
-    if (!relayOnly) {
-      for (const c of s.components.values()) {
-        for (let rank = 0; rank < addrs.length; rank++) {
-          if (!(await this.#gatherHost(s, c, addrs[rank]!, rank))) return;
-        }
-      }
-    }
-    const jobs: Promise<void>[] = [];
-    for (const c of s.components.values()) {
-      if (!relayOnly) {
-        for (const t of c.transports) {
-          for (const url of this.options.stunServers) jobs.push(this.#gatherSrflx(s, c, t as UdpTransport, url));
-        }
-      }
-      for (const server of [...this.options.turnServers, ...c.relayServers]) jobs.push(this.#gatherRelay(s, c, server, addrs));
-    }
-    await Promise.all(jobs);
-    if (this.#closed || this.#streams.get(s.id) !== s) return;
+    if (!(await gatherStream(this.#gatherHost(), s))) return;
     s.gathering = 'complete';
     this.#emit('candidate-gathering-done', s.id);
     this.#evaluate(s);
     this.#wake();
   }
 
-  /** One host candidate (§5.1.1.1); false when the agent or stream went away meanwhile. */
-  async #gatherHost(s: Stream, c: Component, address: string, rank: number): Promise<boolean> {
-    let t: UdpTransport;
-    try {
-      t = await UdpTransport.bind(address, this.options.portRange);
-    } catch (err) {
-      debug('cannot bind %s: %s', address, (err as Error).message);
-      return true;
-    }
-    if (this.#closed || this.#streams.get(s.id) !== s) {
-      await t.close();
-      return false;
-    }
-    this.#attachTransport(s, c, t);
-    this.#addLocal(s, c, {
-      type: 'host',
-      transport: 'udp',
-      foundation: this.#foundations.get(foundationKey('host', address, 'udp')),
-      component: c.id,
-      priority: computePriority('host', hostLocalPreference(rank), c.id),
-      address: t.address,
-      port: t.port,
-      base: { address: t.address, port: t.port },
-      streamId: s.id,
-    });
-    return true;
-  }
-
-  #attachTransport(s: Stream, c: Component, t: PacketTransport): void {
-    c.transports.push(t);
-    t.filter = this.#internals.sendFilter;
-    t.onPacket((msg, rinfo) => this.#onPacket(s, c, t, msg, rinfo));
-  }
-
-  /** Announces a local candidate and pairs it with the remote ones known so far (trickle). */
-  #addLocal(s: Stream, c: Component, cand: Candidate): void {
-    c.localCandidates.push(cand);
-    this.#emit('new-candidate', { ...cand });
-    for (const r of c.remoteCandidates) this.#formPair(s, c, cand, r);
-  }
-
-  #serverError(s: Stream, c: Component, err: TurnError): void {
-    debug('stream %d component %d: %s', s.id, c.id, err.message);
-    this.#stats.serverErrors++;
-    this.#emit('server-error', s.id, c.id, err);
-  }
-
-  /** A server-reflexive candidate for one host socket from one STUN server (§5.1.1.2). */
-  async #gatherSrflx(s: Stream, c: Component, t: UdpTransport, url: string): Promise<void> {
-    const server = parseIceServerUrl(url);
-    const family = isIPv6(t.address) ? 6 : 4;
-    let address: string;
-    try {
-      address = isIP(server.host) ? server.host : (await lookup(server.host, { family })).address;
-    } catch (err) {
-      this.#serverError(s, c, new TurnError(url, undefined, `cannot resolve ${server.host}: ${(err as Error).message}`));
-      return;
-    }
-    if ((isIPv6(address) ? 6 : 4) !== family) return; // a server of the other family serves the other sockets
-    const router = {
-      register: (key: string, h: (m: DecodedStun, r: RemoteInfo) => void) => this.#clientTx.set(key, h),
-      unregister: (key: string) => this.#clientTx.delete(key),
-    };
-    const outcome = await stunBinding(t, { address, port: server.port }, this.#scheduler, router, this.options.serverTimeout);
-    if (this.#closed || this.#streams.get(s.id) !== s) return;
-    if (!outcome.ok) {
-      this.#serverError(s, c, new TurnError(url, outcome.code, outcome.reason));
-      return;
-    }
-    const { mapped } = outcome;
-    // Not behind a NAT (the mapping is the host address), or a second server
-    // reporting the same mapping: nothing new (§5.1.3 removes such duplicates).
-    if (c.localCandidates.some((x) => x.address === mapped.address && x.port === mapped.port)) return;
-    const host = c.localCandidates.find((x) => x.type === 'host' && x.address === t.address && x.port === t.port);
-    const localPref = host ? (host.priority >>> 8) & 0xffff : 0;
-    this.#addLocal(s, c, {
-      type: 'srflx',
-      transport: 'udp',
-      foundation: this.#foundations.get(foundationKey('srflx', t.address, 'udp', address)),
-      component: c.id,
-      priority: computePriority('srflx', localPref, c.id),
-      address: mapped.address,
-      port: mapped.port,
-      base: { address: t.address, port: t.port },
-      relatedAddress: t.address,
-      relatedPort: t.port,
-      streamId: s.id,
-    });
-  }
-
-  /** A relayed candidate from one TURN server (§5.1.1.2, RFC 8656). */
-  async #gatherRelay(s: Stream, c: Component, server: TurnServer, addrs: string[]): Promise<void> {
-    const parsed = parseIceServerUrl(server.url);
-    let serverAddress = parsed.host;
-    try {
-      if (!isIP(serverAddress)) serverAddress = (await lookup(serverAddress)).address;
-    } catch (err) {
-      this.#serverError(s, c, new TurnError(server.url, undefined, `cannot resolve ${parsed.host}: ${(err as Error).message}`));
-      return;
-    }
-    const localAddress = addrs.find((a) => isIPv6(a) === isIPv6(serverAddress));
-    const client = new TurnClient({
-      url: server.url,
-      username: server.username,
-      password: server.credential,
-      ...(localAddress ? { localAddress } : {}),
+  #gatherHost(): GatherHost {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const agent = this;
+    return {
+      options: this.options,
       scheduler: this.#scheduler,
-      timeoutMs: this.options.serverTimeout,
-      ...(server.ca !== undefined ? { ca: server.ca } : {}),
-      ...(server.rejectUnauthorized !== undefined ? { rejectUnauthorized: server.rejectUnauthorized } : {}),
-    });
-    c.turnClients.add(client);
-    try {
-      await client.allocate();
-    } catch (err) {
-      c.turnClients.delete(client);
-      await client.close();
-      if (!this.#closed) this.#serverError(s, c, err instanceof TurnError ? err : new TurnError(server.url, undefined, (err as Error).message));
-      return;
-    }
-    c.turnClients.delete(client);
-    if (this.#closed || this.#streams.get(s.id) !== s) {
-      await client.close();
-      return;
-    }
-    client.on('failed', (err) => this.#serverError(s, c, err));
-    const rt = new RelayTransport(client);
-    this.#attachTransport(s, c, rt);
-    const mapped = client.allocation!.mapped;
-    this.#addLocal(s, c, {
-      type: 'relay',
-      transport: 'udp',
-      foundation: this.#foundations.get(foundationKey('relay', rt.address, 'udp', serverAddress)),
-      component: c.id,
-      // Relayed candidates keep a local preference of their own, below every host address.
-      priority: computePriority('relay', 65535 - c.transports.filter((x) => x.kind === 'relay').length, c.id),
-      address: rt.address,
-      port: rt.port,
-      base: { address: rt.address, port: rt.port },
-      ...(mapped ? { relatedAddress: mapped.address, relatedPort: mapped.port } : {}),
-      streamId: s.id,
-    });
+      stats: this.#stats,
+      sendFilter: this.#internals.sendFilter,
+      get closed() { return agent.#closed; },
+      clientTx: this.#clientTx,
+      alive: (s) => !this.#closed && this.#streams.get(s.id) === s,
+      foundation: (key) => this.#foundations.get(key),
+      onPacket: (s, c, t, msg, rinfo) => this.#onPacket(s, c, t, msg, rinfo),
+      emitCandidate: (cand) => this.#emit('new-candidate', { ...cand }),
+      formPair: (s, c, l, r) => this.#formPair(s, c, l, r),
+      emitServerError: (s, c, err) => this.#emit('server-error', s.id, c.id, err),
+    };
   }
 
   /**
