@@ -3,6 +3,7 @@ import t from 'tap';
 import dgram from 'node:dgram';
 import { Agent, CandidateParseError, InvalidArgumentError, UnknownStreamError } from '../lib/index.js';
 import { makePair, exchangeCandidates, waitState, waitFor, closeAll, LOOPBACK, trackHandles } from './helpers.js';
+import { decodeStun, encodeBindingSuccess } from '../lib/stun/message.js';
 
 t.test('role conflict: both start controlling, one yields (§7.3.1.1, §7.2.5.1) and both reach ready', async (t) => {
   const p = await makePair({ controllingMode: true }, { controllingMode: true });
@@ -189,4 +190,59 @@ t.test('bad input throws a typed error and changes no state', async (t) => {
   t.equal(a.getRemoteCredentials(s), undefined, 'no credentials were set');
   t.throws(() => a.addStream(0), { argument: 'nComponents' });
   t.same(a.getStreamIds(), [s]);
+});
+
+t.test('a response from another address than the check went to fails the pair (non-symmetric, §7.2.5.2.1)', async (t) => {
+  const bind = () => new Promise<dgram.Socket>((r) => {
+    const s = dgram.createSocket('udp4');
+    s.bind(0, '127.0.0.1', () => r(s));
+  });
+  const REMOTE_PWD = 'remotepasswordremotepass';
+  // The fake remote answers every check with a valid, authenticated success
+  // response, either from the socket the check went to or from another one.
+  const run = async (symmetric: boolean) => {
+    const r1 = await bind();
+    const r2 = await bind();
+    const a = new Agent({ ...LOOPBACK, controllingMode: true, stunMaxRetransmissions: 0, nominationMode: 'aggressive' });
+    t.teardown(async () => { r1.close(); r2.close(); await a.close(); });
+    r1.on('message', (m, ri) => {
+      const req = decodeStun(m);
+      if (!req || req.cls !== 'request') return;
+      const res = encodeBindingSuccess(req.transactionId, ri.address, ri.port, REMOTE_PWD);
+      (symmetric ? r1 : r2).send(res, ri.port, ri.address);
+    });
+    const s = a.addStream(1);
+    await a.gatherCandidates(s);
+    a.setRemoteCredentials(s, 'fake', REMOTE_PWD);
+    const outcome = waitFor(a, 'component-state-changed', (_s: number, _c: number, st: string) => st === 'failed' || st === 'ready');
+    a.setRemoteCandidates(s, 1, [`candidate:1 1 udp 2130706431 127.0.0.1 ${r1.address().port} typ host`]);
+    const [, , state] = (await outcome) as [number, number, string];
+    return { state, pair: a.getPairs(s)[0]! };
+  };
+  const good = await run(true);
+  t.equal(good.state, 'ready', 'control: the same response from the right address validates the pair');
+  t.equal(good.pair.state, 'succeeded');
+  const bad = await run(false);
+  t.equal(bad.state, 'failed', 'from another address: the component fails');
+  t.equal(bad.pair.state, 'failed', 'and the pair is Failed');
+  t.equal(bad.pair.valid, false);
+});
+
+t.test('before nomination, send() goes out on the best valid pair (as libnice)', async (t) => {
+  // A dead higher-priority pair holds regular nomination back; a valid pair exists meanwhile.
+  const p = await makePair({ nominationTimeout: 60000 }, {});
+  t.teardown(() => closeAll(p.a, p.b));
+  const dead = dgram.createSocket('udp4');
+  await new Promise<void>((r) => dead.bind(0, '127.0.0.1', () => r()));
+  const deadPort = dead.address().port;
+  await new Promise<void>((r) => dead.close(() => r()));
+  const good = p.b.getLocalCandidates(1, 1)[0]!;
+  const connected = waitState(p.a, 1, 1, 'connected');
+  p.a.setRemoteCandidates(1, 1, [{ ...good, port: deadPort, foundation: '99', priority: good.priority + 1000 }, good]);
+  p.b.setRemoteCandidates(1, 1, p.a.getLocalCandidates(1, 1));
+  await connected;
+  t.equal(p.a.getSelectedPair(1, 1), undefined, 'nothing nominated yet');
+  const got = new Promise<Buffer>((r) => p.b.attachRecv(1, 1, (d) => r(d)));
+  t.ok(p.a.send(1, 1, Buffer.from([0x80, 7])), 'send() accepted');
+  t.same(await got, Buffer.from([0x80, 7]), 'and the datagram arrived');
 });

@@ -142,3 +142,24 @@ t.test('an agent\'s allocation is refreshed before it expires (coturn max-alloca
   await turn.waitForCount(refreshed, before + 1, 8000);
   t.pass('coturn logged a refresh of the allocation with a non-zero lifetime');
 });
+
+t.test('setRelayInfo: a TURN server for one component only (libnice nice_agent_set_relay_info)', async (t) => {
+  const a = new Agent({ ...LOOPBACK });
+  t.teardown(() => a.close());
+  const s = a.addStream(2);
+  t.throws(() => a.setRelayInfo(s, 2, { url: 'stun:127.0.0.1', username: 'u', credential: 'p' }), { argument: 'server.url' });
+  t.throws(() => a.setRelayInfo(s, 2, { url: turn.url, username: '', credential: 'p' }), { argument: 'server.username' });
+  t.throws(() => a.setRelayInfo(s, 3, server()), { code: 'ERR_ICE_UNKNOWN_STREAM' });
+  a.setRelayInfo(s, 2, server());
+  await a.gatherCandidates(s);
+  t.same(a.getLocalCandidates(s, 1).map((c) => c.type), ['host'], 'component 1: no relay');
+  t.same(a.getLocalCandidates(s, 2).map((c) => c.type), ['host', 'relay'], 'component 2: host and relay');
+});
+
+t.test('bad server options throw a typed error naming the option', async (t) => {
+  t.throws(() => new Agent({ stunServers: ['http://x'] }), { option: 'stunServers[0]' });
+  t.throws(() => new Agent({ stunServers: ['turn:127.0.0.1'] }), { option: 'stunServers[0]' });
+  t.throws(() => new Agent({ turnServers: [{ url: 'turn:127.0.0.1', username: 'u' } as any] }), { option: 'turnServers[0].credential' });
+  t.throws(() => new Agent({ turnServers: [{ url: 'stun:127.0.0.1', username: 'u', credential: 'p' }] }), { option: 'turnServers[0].url' });
+  t.throws(() => new Agent({ serverTimeout: 0 }), { option: 'serverTimeout' });
+});
