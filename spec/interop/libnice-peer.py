@@ -57,6 +57,13 @@ def gobject_pointer(obj):
 COMPONENT = 1
 LOSS_TIMEOUT_MS = 500
 
+# The protocol owns stdout. GLib prints debug output (G_MESSAGES_DEBUG) to fd 1,
+# so keep a private copy of stdout for the JSON lines and point fd 1 at stderr.
+sys.stdout.flush()
+_protocol_out = os.fdopen(os.dup(1), 'w', buffering=1)
+os.dup2(2, 1)
+sys.stdout = _protocol_out
+
 
 def now_ms():
     return time.monotonic() * 1000.0
