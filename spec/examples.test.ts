@@ -6,8 +6,9 @@
  * These tests run compiled JavaScript: build first with `npx tsc -p tsconfig.json`.
  */
 import t, { type Test } from 'tap';
+import { staleBuild, tail } from './support/build.js';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -23,27 +24,7 @@ const WINDOW = 32;
 /** The protocol's data phase must survive loopback almost untouched. */
 const MIN_ECHOED = 990;
 
-/** Sources under lib/ and examples/ whose compiled .js in dist/ is missing or older. */
-function staleBuild(): string[] {
-  const stale: string[] = [];
-  const walk = (dir: string) => {
-    for (const e of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
-      const rel = join(dir, e.name);
-      if (e.isDirectory()) walk(rel);
-      else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) {
-        const out = join(ROOT, 'dist', rel.replace(/\.ts$/, '.js'));
-        if (!existsSync(out) || statSync(out).mtimeMs < statSync(join(ROOT, rel)).mtimeMs) stale.push(rel);
-      }
-    }
-  };
-  walk('lib');
-  walk('examples');
-  return stale;
-}
 
-function tail(s: string, lines = 30): string {
-  return s.trimEnd().split('\n').slice(-lines).join('\n');
-}
 
 /** Runs one peer alone; `stdin: 'close'` gives it EOF at once, `'open'` leaves it open until it exits. */
 function runAlone(args: string[], stdin: 'close' | 'open', timeoutMs = 15_000):

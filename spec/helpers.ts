@@ -89,11 +89,12 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
  * (`process.getActiveResourcesInfo()` does not list unref'd timers, and the
  * agent unrefs its timers). `live()` lists those not yet destroyed.
  */
-export function trackHandles(): { live(): Promise<string[]>; stop(): void } {
+export function trackHandles(types: readonly string[] = ['Timeout', 'UDPWRAP']): { live(): Promise<string[]>; stop(): void } {
   const alive = new Map<number, string>();
+  const wanted = new Set(types);
   const hook = createHook({
     init(id, type) {
-      if (type === 'Timeout' || type === 'UDPWRAP') alive.set(id, type);
+      if (wanted.has(type)) alive.set(id, type);
     },
     destroy(id) {
       alive.delete(id);

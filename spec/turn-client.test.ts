@@ -4,10 +4,9 @@
  * forged or malformed packets). Every wait is for an event, with a timeout.
  */
 import t, { type Test } from 'tap';
+import { trackHandles as trackHandlesOf } from './helpers.js';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { createHook } from 'node:async_hooks';
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import stun from 'stun';
 import { startCoturn, type Coturn } from './support/coturn.js';
 import { until, waitFor } from './helpers.js';
@@ -63,31 +62,8 @@ function opts(ct: Coturn, url: string, extra: Partial<TurnClientOptions> = {}): 
   return { url, username: ct.username, password: ct.password, localAddress: LOCAL, ca: ct.ca, ...extra };
 }
 
-/**
- * Every UDP and TCP handle and timer created from now on, ref'd or not;
- * `live()` lists those not yet destroyed. (A TLS connection's TLSWRAP is not a
- * libuv handle and is destroyed only by GC; its TCPWRAP is what must go.)
- */
-function trackHandles(): { live(): Promise<string[]>; stop(): void } {
-  const alive = new Map<number, string>();
-  const types = new Set(['Timeout', 'UDPWRAP', 'TCPWRAP']);
-  const hook = createHook({
-    init(id, type) {
-      if (types.has(type)) alive.set(id, type);
-    },
-    destroy(id) {
-      alive.delete(id);
-    },
-  }).enable();
-  return {
-    async live() {
-      await nextTurn();
-      await nextTurn();
-      return [...alive.values()];
-    },
-    stop: () => hook.disable(),
-  };
-}
+/** Every UDP and TCP handle and timer (a TLS connection's TLSWRAP is destroyed only by GC; its TCPWRAP must go). */
+const trackHandles = () => trackHandlesOf(['Timeout', 'UDPWRAP', 'TCPWRAP']);
 
 /** A relay round trip: client → peer (checked to come from the relayed address) → client. */
 async function roundTrip(t: Test, client: TurnClient, peer: Peer, payload: string, reply: string): Promise<void> {

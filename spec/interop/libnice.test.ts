@@ -10,8 +10,9 @@
  * examples (`npx tsc -p tsconfig.json`).
  */
 import t, { type Test } from 'tap';
+import { staleBuild, tail } from '../support/build.js';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCandidate } from '../../lib/index.js';
@@ -33,27 +34,7 @@ const MIN_ECHOED = 990;
 /** Seconds each peer may take to connect; the relay's own limit is a little longer. */
 const CONNECT_TIMEOUT_S = 10;
 
-function tail(s: string, lines = 40): string {
-  return s.trimEnd().split('\n').slice(-lines).join('\n');
-}
 
-/** Sources under lib/ and examples/ whose compiled .js in dist/ is missing or older. */
-function staleBuild(): string[] {
-  const stale: string[] = [];
-  const walk = (dir: string) => {
-    for (const e of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
-      const rel = join(dir, e.name);
-      if (e.isDirectory()) walk(rel);
-      else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) {
-        const out = join(ROOT, 'dist', rel.replace(/\.ts$/, '.js'));
-        if (!existsSync(out) || statSync(out).mtimeMs < statSync(join(ROOT, rel)).mtimeMs) stale.push(rel);
-      }
-    }
-  };
-  walk('lib');
-  walk('examples');
-  return stale;
-}
 
 function libniceProblem(): string | undefined {
   const r = spawnSync(PYTHON, ['-c', 'import gi; gi.require_version("Nice","0.1"); from gi.repository import Nice'], {
