@@ -5,7 +5,7 @@
  */
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
-import { Agent } from '../lib/index.js';
+import { connectedPair } from './pair.js';
 import { figure, type Figure, withTimeout } from './stats.js';
 
 const WINDOW = 32;
@@ -39,21 +39,7 @@ async function runEcho(ends: EchoEnds, count: number, size: number): Promise<num
 }
 
 async function agentEnds(): Promise<EchoEnds> {
-  const opts = { localAddresses: ['127.0.0.1'], nominationMode: 'aggressive' as const };
-  const a = new Agent({ ...opts, controllingMode: true });
-  const b = new Agent({ ...opts, controllingMode: false });
-  const sa = a.addStream(1);
-  const sb = b.addStream(1);
-  await Promise.all([a.gatherCandidates(sa), b.gatherCandidates(sb)]);
-  const ca = a.getLocalCredentials(sa);
-  const cb = b.getLocalCredentials(sb);
-  const readyA = new Promise<void>((r) => a.on('new-selected-pair', () => r()));
-  const readyB = new Promise<void>((r) => b.on('new-selected-pair', () => r()));
-  a.setRemoteCredentials(sa, cb.ufrag, cb.pwd);
-  b.setRemoteCredentials(sb, ca.ufrag, ca.pwd);
-  a.setRemoteCandidates(sa, 1, b.getLocalCandidates(sb, 1));
-  b.setRemoteCandidates(sb, 1, a.getLocalCandidates(sa, 1));
-  await withTimeout(Promise.all([readyA, readyB]), 10000, 'ready');
+  const { a, b, sa, sb } = await connectedPair({ nominationMode: 'aggressive' }, 10000);
   b.attachRecv(sb, 1, (d) => b.send(sb, 1, d));
   return {
     send: (x) => a.send(sa, 1, x),

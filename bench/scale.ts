@@ -5,8 +5,8 @@
  */
 import { readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { Agent } from '../lib/index.js';
-import { withTimeout } from './stats.js';
+import type { Agent } from '../lib/index.js';
+import { connectedPair } from './pair.js';
 
 function fds(): number {
   try {
@@ -22,24 +22,7 @@ function gc(): void {
 }
 
 async function connectPair(): Promise<[Agent, Agent]> {
-  const opts = { localAddresses: ['127.0.0.1'] };
-  const a = new Agent({ ...opts, controllingMode: true });
-  const b = new Agent({ ...opts, controllingMode: false });
-  const sa = a.addStream(1);
-  const sb = b.addStream(1);
-  await Promise.all([a.gatherCandidates(sa), b.gatherCandidates(sb)]);
-  const ca = a.getLocalCredentials(sa);
-  const cb = b.getLocalCredentials(sb);
-  const ready = (x: Agent) => new Promise<void>((r, j) => x.on('component-state-changed', (_s, _c, st) => {
-    if (st === 'ready') r();
-    if (st === 'failed') j(new Error('failed'));
-  }));
-  const both = Promise.all([ready(a), ready(b)]);
-  a.setRemoteCredentials(sa, cb.ufrag, cb.pwd);
-  b.setRemoteCredentials(sb, ca.ufrag, ca.pwd);
-  a.setRemoteCandidates(sa, 1, b.getLocalCandidates(sb, 1));
-  b.setRemoteCandidates(sb, 1, a.getLocalCandidates(sa, 1));
-  await withTimeout(both, 30000, 'pair ready');
+  const { a, b } = await connectedPair();
   return [a, b];
 }
 

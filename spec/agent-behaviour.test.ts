@@ -2,7 +2,7 @@
 import t from 'tap';
 import dgram from 'node:dgram';
 import { Agent, CandidateParseError, InvalidArgumentError, UnknownStreamError } from '../lib/index.js';
-import { makePair, exchangeCandidates, waitState, waitFor, closeAll, LOOPBACK, trackHandles } from './helpers.js';
+import { makePair, exchangeCandidates, waitState, waitFor, closeAll, LOOPBACK, trackHandles, deadPort as unusedPort } from './helpers.js';
 import { decodeStun, encodeBindingSuccess } from '../lib/stun/message.js';
 
 t.test('role conflict: both start controlling, one yields (§7.3.1.1, §7.2.5.1) and both reach ready', async (t) => {
@@ -51,11 +51,7 @@ t.test('an unreachable remote candidate fails while a good one succeeds', async 
   // Wait long enough for the dead higher-priority pair to fail before nominating.
   const p = await makePair({ nominationTimeout: 60000 }, {});
   t.teardown(() => closeAll(p.a, p.b));
-  // A port with nobody behind it: bind, note, close.
-  const dead = dgram.createSocket('udp4');
-  await new Promise<void>((r) => dead.bind(0, '127.0.0.1', () => r()));
-  const deadPort = dead.address().port;
-  await new Promise<void>((r) => dead.close(() => r()));
+  const deadPort = await unusedPort();
   const good = p.b.getLocalCandidates(1, 1)[0]!;
   const bogus = { ...good, port: deadPort, foundation: '99', priority: good.priority + 1000 };
   p.a.setRemoteCandidates(1, 1, [bogus, good]);
@@ -79,10 +75,7 @@ t.test('every pair unreachable: the component fails', async (t) => {
   const s = a.addStream(1);
   await a.gatherCandidates(s);
   a.setRemoteCredentials(s, 'abcd', 'abcdefghijklmnopqrstuvwxyz');
-  const dead = dgram.createSocket('udp4');
-  await new Promise<void>((r) => dead.bind(0, '127.0.0.1', () => r()));
-  const port = dead.address().port;
-  await new Promise<void>((r) => dead.close(() => r()));
+  const port = await unusedPort();
   const failed = waitState(a, s, 1, 'failed');
   a.setRemoteCandidates(s, 1, [`candidate:1 1 udp 2130706431 127.0.0.1 ${port} typ host`]);
   await failed;
@@ -232,10 +225,7 @@ t.test('before nomination, send() goes out on the best valid pair (as libnice)',
   // A dead higher-priority pair holds regular nomination back; a valid pair exists meanwhile.
   const p = await makePair({ nominationTimeout: 60000 }, {});
   t.teardown(() => closeAll(p.a, p.b));
-  const dead = dgram.createSocket('udp4');
-  await new Promise<void>((r) => dead.bind(0, '127.0.0.1', () => r()));
-  const deadPort = dead.address().port;
-  await new Promise<void>((r) => dead.close(() => r()));
+  const deadPort = await unusedPort();
   const good = p.b.getLocalCandidates(1, 1)[0]!;
   const connected = waitState(p.a, 1, 1, 'connected');
   p.a.setRemoteCandidates(1, 1, [{ ...good, port: deadPort, foundation: '99', priority: good.priority + 1000 }, good]);

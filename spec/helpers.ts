@@ -140,3 +140,25 @@ export function shuffle<T>(arr: T[], seed: number): T[] {
   }
   return arr;
 }
+
+/** A loopback UDP port nobody listens on: bound, noted, closed. Checks sent there go unanswered. */
+export async function deadPort(): Promise<number> {
+  const { createSocket } = await import('node:dgram');
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** Deterministic PRNG (mulberry32), for reproducible "random" inputs. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}

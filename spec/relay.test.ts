@@ -3,7 +3,7 @@ import t from 'tap';
 import dgram from 'node:dgram';
 import { Agent, TurnError, type AgentOptions } from '../lib/index.js';
 import { startCoturn, type Coturn } from './support/coturn.js';
-import { LOOPBACK, waitState, waitFor, closeAll, trackHandles } from './helpers.js';
+import { LOOPBACK, waitState, waitFor, closeAll, trackHandles, makePair, exchangeCandidates } from './helpers.js';
 
 let turn: Coturn;
 t.before(async () => {
@@ -12,20 +12,12 @@ t.before(async () => {
 t.teardown(async () => turn?.stop());
 
 async function connect(t: any, optsA: AgentOptions, optsB: AgentOptions) {
-  const a = new Agent({ ...LOOPBACK, controllingMode: true, ...optsA });
-  const b = new Agent({ ...LOOPBACK, controllingMode: false, ...optsB });
-  t.teardown(() => closeAll(a, b));
-  const sa = a.addStream(1);
-  const sb = b.addStream(1);
-  await Promise.all([a.gatherCandidates(sa), b.gatherCandidates(sb)]);
-  const ca = a.getLocalCredentials(sa);
-  const cb = b.getLocalCredentials(sb);
-  a.setRemoteCredentials(sa, cb.ufrag, cb.pwd);
-  b.setRemoteCredentials(sb, ca.ufrag, ca.pwd);
-  a.setRemoteCandidates(sa, 1, b.getLocalCandidates(sb, 1));
-  b.setRemoteCandidates(sb, 1, a.getLocalCandidates(sa, 1));
-  await Promise.all([waitState(a, sa, 1, 'ready', 10000), waitState(b, sb, 1, 'ready', 10000)]);
-  return { a, b, sa, sb };
+  const p = await makePair(optsA, optsB);
+  t.teardown(() => closeAll(p.a, p.b));
+  const [sa, sb] = [p.streamsA[0]!, p.streamsB[0]!];
+  exchangeCandidates(p);
+  await Promise.all([waitState(p.a, sa, 1, 'ready', 10000), waitState(p.b, sb, 1, 'ready', 10000)]);
+  return { a: p.a, b: p.b, sa, sb };
 }
 
 const server = () => ({ url: turn.url, username: turn.username, credential: turn.password });

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { prng } from './helpers.js';
 import { type Clock, Scheduler, realClock } from '../lib/scheduler.js';
 
 // The scheduler is this library's own design (one timer per agent for every Ta tick, RFC 8489 §6.2.1
@@ -42,18 +43,6 @@ class FakeClock implements Clock {
     }
     this.time = end;
   }
-}
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 t.test('runs entries by time, then by insertion order', async (t) => {

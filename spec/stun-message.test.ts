@@ -1,4 +1,5 @@
 import t from 'tap';
+import { prng } from './helpers.js';
 import {
   ATTR,
   BINDING_ERROR,
@@ -295,18 +296,6 @@ t.test('isStunFrame rejections (RFC 8489 §6)', async (t) => {
   t.equal(decodeStun(partialHeader), undefined, 'truncated attribute header');
   t.equal(decodeStun(top2), undefined, 'decodeStun rejects what isStunFrame rejects');
 });
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 t.test('decodeStun and the getters never throw on 2,000 hostile buffers', async (t) => {
   const rnd = prng(0x1ce);

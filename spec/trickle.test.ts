@@ -1,18 +1,9 @@
 /** Trickle ICE (RFC 8838) and the timeouts that bound a checklist. */
 import t from 'tap';
-import dgram from 'node:dgram';
 import { Agent, type Candidate } from '../lib/index.js';
-import { LOOPBACK, waitState, waitFor, until, shuffle, closeAll } from './helpers.js';
+import { LOOPBACK, waitState, waitFor, until, shuffle, closeAll, deadPort } from './helpers.js';
 
 const DUAL = { ...LOOPBACK, localAddresses: ['127.0.0.1', '::1'] };
-
-async function deadPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 for (const seed of [1, 2, 3]) {
   t.test(`trickled candidates in random order with delays reach ready (seed ${seed})`, async (t) => {
