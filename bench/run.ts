@@ -87,10 +87,19 @@ if (dp) {
 }
 const st = result.stun as Awaited<ReturnType<typeof benchStun>> | undefined;
 if (st) {
-  lines.push('', 'STUN cost:');
-  lines.push(`  build a check   ${fmt(st.buildUs)}`);
-  lines.push(`  verify a check  ${fmt(st.verifyUs)}`);
-  lines.push(`  checks answered ${fmt(st.answeredPerSec, 0)}`);
+  const x = (r: number | undefined, ours: string) => (r === undefined ? '' : `, ${r.toFixed(1)}× ${ours}`);
+  const rows: [string, string][] = [
+    ['build a check, encodeBindingRequest', fmt(st.buildUs)],
+    ['build a check, BindingRequestTemplate', fmt(st.templateBuildUs)],
+    ['build a check, stun package (reference)', `${fmt(st.stunPackageBuildUs)}${x(st.speedup.build, 'encodeBindingRequest')}${x(st.speedup.template, 'the template')}`],
+    ['verify a check', fmt(st.verifyUs)],
+    ['verify, stun.decode + createHmac (reference)', `${fmt(st.stunPackageVerifyUs)}${x(st.speedup.verify, 'ours')}`],
+    ['MESSAGE-INTEGRITY alone', fmt(st.integrityUs)],
+    ['MESSAGE-INTEGRITY, createHmac (reference)', `${fmt(st.createHmacIntegrityUs)}${x(st.speedup.integrity, 'ours')}`],
+    ['checks answered', fmt(st.answeredPerSec, 0)],
+  ];
+  lines.push('', 'STUN cost (each reference measured in the same repeats):');
+  for (const [label, value] of rows) lines.push(`  ${label.padEnd(45)} ${value}`);
 }
 const sc = result.scale as ScaleResult[] | undefined;
 if (sc) {

@@ -1,31 +1,32 @@
 /**
- * The ICE agent (RFC 8445 §2; libnice's NiceAgent): options, streams, events,
- * the pacer that sends one new check every Ta (§6.1.4.2), and what a valid or
- * nominated pair means for its component (§7.2.5.3, §8.1).
+ * The ICE agent (RFC 8445; libnice's NiceAgent): the public API and events,
+ * and the shell around the sans-I/O core (lib/core/core.ts). The shell owns
+ * what the core may not touch — sockets, one timer, name lookups — all
+ * through a `Network` (lib/transport/network.ts): it binds the host sockets,
+ * feeds the core every datagram with the transport it came on, arms its one
+ * timer for the core's next deadline, turns the core's events into
+ * EventEmitter events, and opens or closes the links the core asks for.
  */
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
-import { type Candidate, FoundationRegistry } from './candidate.js';
-import { parseCandidate } from './candidate-attribute.js';
-import type { CandidatePair, PairState } from './pair.js';
-import type { Checklist } from './checklist.js';
-import { Checker, type CheckHost } from './check.js';
-import { type Component, type ComponentState, type RecvCallback } from './component.js';
-import { type Credentials, Stream, newCredentials } from './stream.js';
+import type { Candidate } from './core/candidate.js';
+import { IceCore, type CoreEvent, type PairInfo, type SelectedPair, type ServerPlan } from './core/core.js';
+import type { ComponentState, Credentials } from './core/state.js';
 import { type AgentOptions, type ResolvedOptions, type TurnServer, resolveOptions, validateTurnServer } from './options.js';
-import { type Nominator, createNominator } from './nomination.js';
-import { Scheduler, type ScheduledTask, type Clock } from './scheduler.js';
-import { type AgentStats, createStats } from './stats.js';
-import { retransmitWaits } from './stun/transaction.js';
-import { type DecodedStun, encodeBindingIndication, isStunFrame } from './stun/message.js';
-import { consentDelay, liveness } from './consent.js';
-import type { PacketTransport, RemoteAddress as RemoteInfo, SendFilter } from './transport/transport.js';
-import { InvalidArgumentError, InvalidStateError, type TurnError, UnknownStreamError } from './errors.js';
-import { RelayTransport } from './transport/relay.js';
-import { gatherStream, type GatherHost } from './gather/gatherer.js';
+import type { AgentStats } from './stats.js';
+import { InvalidArgumentError, InvalidStateError, type ServerError } from './errors.js';
+import { hostAddresses } from './gather/host.js';
+import { parseIceServerUrl } from './turn/url.js';
+import { StreamFramer } from './turn/framing.js';
+import { canonicalIp, type TransportAddress } from './transport/address.js';
+import type { DatagramSocket, Network, StreamSocket, TimerHandle } from './transport/network.js';
 
 const debug = createDebug('ice-agent:agent');
+
+export type { PairInfo, SelectedPair };
+
+/** The receive callback of `agent.attachRecv` (libnice's `nice_agent_attach_recv`). */
+export type RecvCallback = (data: Buffer, from: { address: string; port: number }) => void;
 
 /** The events, named after libnice's signals. */
 export interface AgentEvents {
@@ -42,25 +43,9 @@ export interface AgentEvents {
   /** A peer-reflexive remote candidate was learned from an incoming check (libnice `new-remote-candidate-full`). */
   'new-remote-candidate': (candidate: Candidate) => void;
   /** A STUN or TURN server failed (unreachable, refused, wrong credentials); gathering goes on without it. */
-  'server-error': (streamId: number, componentId: number, error: TurnError) => void;
-  /** RFC 7675: no response on the selected pair for `consentTimeout`; the component is now failed and sends nothing. */
+  'server-error': (streamId: number, componentId: number, error: ServerError) => void;
+  /** RFC 7675: no response on the pair carrying data for `consentTimeout`; the component is now failed and sends nothing. */
   'consent-lost': (streamId: number, componentId: number) => void;
-}
-
-export interface SelectedPair {
-  local: Candidate;
-  remote: Candidate;
-}
-
-/** A snapshot of one candidate pair, for diagnostics and stats. */
-export interface PairInfo {
-  componentId: number;
-  local: Candidate;
-  remote: Candidate;
-  state: PairState;
-  priority: bigint;
-  valid: boolean;
-  nominated: boolean;
 }
 
 export interface Agent {
@@ -70,50 +55,53 @@ export interface Agent {
   emit<K extends keyof AgentEvents>(event: K, ...args: Parameters<AgentEvents[K]>): boolean;
 }
 
-/** Hooks only tests need: a fake clock for the scheduler, and a filter on outgoing datagrams to simulate loss. */
-export interface AgentInternals {
-  clock?: Clock;
-  sendFilter?: SendFilter;
+/** close() waits this long at most for TURN servers to answer the deallocation, beyond their own bound. */
+const CLOSE_GRACE_MS = 250;
+
+interface Gathering {
+  promise: Promise<void>;
+  resolve: () => void;
 }
 
 export class Agent extends EventEmitter {
   readonly options: Readonly<ResolvedOptions>;
-  #controlling: boolean;
-  readonly #tieBreaker: bigint;
-  #nominator: Nominator;
-  readonly #scheduler: Scheduler;
-  readonly #stats: AgentStats = createStats();
-  readonly #streams = new Map<number, Stream>();
-  readonly #foundations = new FoundationRegistry();
-  readonly #checker: Checker;
-  readonly #waits: number[];
-  #nextStreamId = 1;
+  readonly #net: Network;
+  readonly #core: IceCore;
+  readonly #sockets = new Map<number, { datagram?: DatagramSocket; stream?: StreamSocket; streamId: number }>();
+  readonly #receivers = new Map<number, Array<RecvCallback | undefined>>();
+  readonly #gatherings = new Map<number, Gathering>();
+  /** Sockets still being bound or connected: close() waits for them and closes what arrives. */
+  readonly #pending = new Set<Promise<unknown>>();
+  /** Aborts the TCP/TLS connections still being opened when close() comes. */
+  readonly #abort = new AbortController();
+  readonly #lookupTimers = new Set<TimerHandle>();
+  #timer: TimerHandle | undefined;
+  #timerAt = Infinity;
+  #settling = false;
+  #queue: CoreEvent[] = [];
   #closed = false;
   #closing: Promise<void> | undefined;
-  #pumpTask: ScheduledTask | undefined;
-  #nextCheckAt = 0;
-  #rr = 0;
-  #gatherings = new Map<number, Promise<void>>();
-  readonly #internals: AgentInternals;
-  /** STUN client transactions other than checks (server-reflexive gathering), by transaction id. */
-  readonly #clientTx = new Map<string, (m: DecodedStun, rinfo: RemoteInfo) => void>();
+  #closeDone: (() => void) | undefined;
 
-  constructor(options: AgentOptions = {}, internals: AgentInternals = {}) {
+  constructor(options: AgentOptions = {}) {
     super();
     this.options = Object.freeze(resolveOptions(options));
-    this.#controlling = this.options.controllingMode;
-    // §7.1.3 (RFC 8445 §16.1): a 64-bit random tie-breaker for role conflicts.
-    this.#tieBreaker = randomBytes(8).readBigUInt64BE();
-    this.#nominator = createNominator(this.#controlling, this.options.nominationMode, this.options.nominationTimeout);
-    this.#internals = internals;
-    this.#scheduler = new Scheduler(internals.clock);
-    this.#waits = retransmitWaits(this.options.stunInitialTimeout, this.options.stunMaxRetransmissions, this.options.stunMaxTimeout);
-    this.#checker = new Checker(this.#checkHost());
+    this.#net = this.options.network;
+    this.#core = new IceCore(this.options, {
+      transmit: (id, to, data) => this.#transmit(id, to, data),
+      deliver: (s, c, data, from) => {
+        const cb = this.#receivers.get(s)?.[c];
+        if (!cb) return false;
+        cb(data, from);
+        return true;
+      },
+      randomBytes: (n) => this.#net.randomBytes(n),
+    }, this.#net.now());
   }
 
   /** Current role; it may flip on a role conflict (§7.3.1.1). */
   get controllingMode(): boolean {
-    return this.#controlling;
+    return this.#core.d.controlling;
   }
 
   get closed(): boolean {
@@ -124,93 +112,71 @@ export class Agent extends EventEmitter {
 
   /** Adds a stream of `nComponents` components (1 = RTP, 2 = RTCP); returns its id (libnice `nice_agent_add_stream`). */
   addStream(nComponents = 1): number {
-    this.#assertOpen();
-    if (!Number.isInteger(nComponents) || nComponents < 1 || nComponents > 256) {
-      throw new InvalidArgumentError('nComponents', `must be an integer from 1 to 256, got ${nComponents}`);
-    }
-    const id = this.#nextStreamId++;
-    this.#streams.set(id, new Stream(id, nComponents, this.#stats, this.options.maxPairs, this.options.iceTrickle));
+    this.#open();
+    const id = this.#core.addStream(nComponents);
+    this.#receivers.set(id, []);
     return id;
   }
 
   /** Removes a stream: its checks stop and its sockets close (libnice `nice_agent_remove_stream`). */
-  async removeStream(streamId: number): Promise<void> {
-    const s = this.#stream(streamId);
-    this.#streams.delete(streamId);
-    this.#checker.cancel((p) => p.stream === s);
-    await this.#closeStream(s);
+  removeStream(streamId: number): Promise<void> {
+    this.#open();
+    const hosts = this.#core.removeStream(streamId, this.#net.now());
+    this.#receivers.delete(streamId);
+    this.#gatherings.get(streamId)?.resolve();
+    this.#gatherings.delete(streamId);
+    const closing = hosts.map((id) => this.#closeSocket(id));
+    this.#settle();
+    return Promise.all(closing).then(() => undefined);
   }
 
   getStreamIds(): number[] {
-    return [...this.#streams.keys()];
+    this.#open();
+    return [...this.#core.d.streams.keys()];
   }
 
   getLocalCredentials(streamId: number): Credentials {
-    return { ...this.#stream(streamId).local };
+    return { ...this.#core.stream(streamId).local };
   }
 
   /** Replaces the generated local credentials (before checks start). RFC 8445 §5.3 sizes. */
   setLocalCredentials(streamId: number, ufrag: string, pwd: string): void {
-    const s = this.#stream(streamId);
-    validateCredentials(ufrag, pwd);
-    s.local = { ufrag, pwd };
+    this.#core.setLocalCredentials(streamId, ufrag, pwd);
   }
 
   /**
-   * Sets the remote credentials. New values on a stream that already had some
-   * are an ICE restart by the peer (RFC 8445 §9): unless this agent restarted
-   * the stream itself first (`restartStream`), it restarts too, with new local
-   * credentials that the application must signal back (read them with
-   * `getLocalCredentials`).
+   * Sets the remote credentials. New values on a stream whose current ones
+   * were already used are an ICE restart by the peer (RFC 8445 §9): unless
+   * this agent restarted the stream itself first (`restartStream`), it
+   * restarts too, with new local credentials that the application must signal
+   * back (read them with `getLocalCredentials`).
    */
   setRemoteCredentials(streamId: number, ufrag: string, pwd: string): void {
-    const s = this.#stream(streamId);
-    validateCredentials(ufrag, pwd);
-    const old = s.remote;
-    if (old && (old.ufrag !== ufrag || old.pwd !== pwd) && !s.restartPending) {
-      debug('stream %d: remote restarted', s.id);
-      this.#restart(s);
-    }
-    s.remote = { ufrag, pwd };
-    s.restartPending = false;
-    for (const c of s.components.values()) {
-      if (s.checklist.pairs.some((p) => p.component === c.id)) this.#pairAdded(s, c);
-    }
-    this.#wake();
+    this.#core.setRemoteCredentials(streamId, ufrag, pwd, this.#net.now());
+    this.#settle();
+  }
+
+  getRemoteCredentials(streamId: number): Credentials | undefined {
+    const r = this.#core.stream(streamId).remote;
+    return r ? { ...r } : undefined;
   }
 
   /**
    * ICE restart of one stream (RFC 8445 §9; libnice `nice_agent_restart_stream`):
    * new local credentials, a fresh checklist, remote candidates forgotten. Data
    * keeps flowing on the current selected pair until the new generation
-   * nominates its own, which then replaces it. Checks start again once the
-   * remote's new credentials arrive (`setRemoteCredentials`).
+   * nominates its own. Checks start again once the remote's new credentials arrive.
    */
   restartStream(streamId: number): void {
-    const s = this.#stream(streamId);
-    this.#restart(s);
-    s.restartPending = true;
+    this.#core.restartStream(streamId, this.#net.now());
+    this.#settle();
   }
 
   /** Restarts every stream (libnice `nice_agent_restart`). */
   restart(): void {
-    this.#assertOpen();
-    for (const s of this.#streams.values()) this.restartStream(s.id);
-  }
-
-  #restart(s: Stream): void {
-    this.#checker.cancel((p) => p.stream === s && p.kind === 'check');
-    s.previousLocal = s.local;
-    s.local = newCredentials();
-    s.resetChecklist();
-    for (const c of s.components.values()) {
-      c.remoteCandidates = [];
-      c.firstValidAt = undefined;
-      c.nominationTask?.cancel();
-      c.trickleTask?.cancel();
-      // c.selected and c.sendPair stay: data continues on the old pair.
-      if (c.state === 'failed') this.#setState(s, c, 'connecting');
-    }
+    this.#open();
+    for (const id of this.#core.d.streams.keys()) this.#core.restartStream(id, this.#net.now());
+    this.#settle();
   }
 
   /**
@@ -219,68 +185,139 @@ export class Agent extends EventEmitter {
    * can fail only after this.
    */
   peerCandidateGatheringDone(streamId: number): void {
-    const s = this.#stream(streamId);
-    s.checklist.remoteGatheringDone = true;
-    s.remoteEndOfCandidates = true;
-    for (const c of s.components.values()) c.trickleTask?.cancel();
-    this.#evaluate(s);
-    this.#wake();
-  }
-
-  getRemoteCredentials(streamId: number): Credentials | undefined {
-    const r = this.#stream(streamId).remote;
-    return r ? { ...r } : undefined;
+    this.#core.peerCandidateGatheringDone(streamId, this.#net.now());
+    this.#settle();
   }
 
   // -------------------------------------------------------------- gathering
 
   /**
-   * Gathers host candidates (RFC 8445 §5.1.1.1): one UDP socket per local
-   * address per component. `new-candidate` fires for each one, then
-   * `candidate-gathering-done`; the promise resolves at that point.
+   * Gathers candidates (RFC 8445 §5.1.1): host candidates on one UDP socket per
+   * local address per component, announced at once; then server-reflexive and
+   * relayed ones. `new-candidate` fires for each, then `candidate-gathering-done`;
+   * the promise resolves then — or when the stream is removed or the agent closed.
    */
   gatherCandidates(streamId: number): Promise<void> {
-    const s = this.#stream(streamId);
+    this.#core.stream(streamId);
     const existing = this.#gatherings.get(streamId);
-    if (existing) return existing;
-    const p = this.#gather(s);
-    this.#gatherings.set(streamId, p);
-    return p;
+    if (existing) return existing.promise;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    this.#gatherings.set(streamId, { promise, resolve });
+    this.#gather(streamId).catch((err: unknown) => {
+      debug('gathering of stream %d: %s', streamId, (err as Error).message);
+      resolve();
+    });
+    return promise;
   }
 
-  /**
-   * Gathering (RFC 8445 §5.1.1, lib/gather/gatherer.ts): host candidates first,
-   * announced at once, then server-reflexive and relayed ones. A server that
-   * fails gives a `server-error` event and gathering goes on;
-   * `candidate-gathering-done` fires when every server has answered or timed out.
-   */
-  async #gather(s: Stream): Promise<void> {
-    s.gathering = 'gathering';
-    for (const c of s.components.values()) this.#setState(s, c, 'gathering');
-    if (!(await gatherStream(this.#gatherHost(), s))) return;
-    s.gathering = 'complete';
-    this.#emit('candidate-gathering-done', s.id);
-    this.#evaluate(s);
-    this.#wake();
+  #alive(streamId: number): boolean {
+    return !this.#closed && this.#core.d.streams.has(streamId);
   }
 
-  #gatherHost(): GatherHost {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const agent = this;
-    return {
-      options: this.options,
-      scheduler: this.#scheduler,
-      stats: this.#stats,
-      sendFilter: this.#internals.sendFilter,
-      get closed() { return agent.#closed; },
-      clientTx: this.#clientTx,
-      alive: (s) => !this.#closed && this.#streams.get(s.id) === s,
-      foundation: (key) => this.#foundations.get(key),
-      onPacket: (s, c, t, msg, rinfo) => this.#onPacket(s, c, t, msg, rinfo),
-      emitCandidate: (cand) => this.#emit('new-candidate', { ...cand }),
-      formPair: (s, c, l, r) => this.#formPair(s, c, l, r),
-      emitServerError: (s, c, err) => this.#emit('server-error', s.id, c.id, err),
+  async #gather(streamId: number): Promise<void> {
+    this.#core.beginGathering(streamId);
+    this.#settle();
+    const o = this.options;
+    const addrs = hostAddresses(o, this.#net.interfaces());
+    const components = [...this.#core.stream(streamId).components.keys()];
+    for (const componentId of components) {
+      for (let rank = 0; rank < addrs.length; rank++) {
+        const sock = await this.#track(this.#bind(addrs[rank]!));
+        if (!sock) continue;
+        if (!this.#alive(streamId)) {
+          await sock.close();
+          return;
+        }
+        const id = this.#core.addHostTransport(streamId, componentId, sock.local, rank, this.#net.now());
+        this.#attachDatagram(id, streamId, sock);
+        this.#settle();
+      }
+    }
+    if (!this.#alive(streamId)) return;
+    const plan = await this.#plan(streamId);
+    if (!this.#alive(streamId)) return;
+    this.#core.startServers(streamId, plan, this.#net.now());
+    this.#settle();
+  }
+
+  /** Binds on `address`, inside `portRange` if set (starting at a random port, so concurrent agents do not race). */
+  async #bind(address: string): Promise<DatagramSocket | undefined> {
+    const range = this.options.portRange;
+    try {
+      if (!range) return await this.#net.bindDatagram(address, 0);
+      const span = range.max - range.min + 1;
+      const start = this.#net.randomBytes(4).readUInt32BE(0) % span;
+      for (let i = 0; i < span; i++) {
+        try {
+          return await this.#net.bindDatagram(address, range.min + ((start + i) % span));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+        }
+      }
+      throw new Error(`no free port in ${range.min}-${range.max}`);
+    } catch (err) {
+      debug('cannot bind %s: %s', address, (err as Error).message);
+      return undefined;
+    }
+  }
+
+  /** Resolves the servers of a gathering, each lookup bounded by `serverTimeout`. */
+  async #plan(streamId: number): Promise<ServerPlan> {
+    const o = this.options;
+    const resolveHost = async (host: string): Promise<{ address?: string; error?: string }> => {
+      const ip = canonicalIp(host);
+      if (ip !== undefined) return { address: ip };
+      try {
+        return { address: await this.#lookup(host) };
+      } catch (err) {
+        return { error: `cannot resolve ${host}: ${(err as Error).message}` };
+      }
     };
+    const stun = await Promise.all(o.stunServers.map(async (url) => {
+      const u = parseIceServerUrl(url);
+      return { url, port: u.port, ...(await resolveHost(u.host)) };
+    }));
+    const turnEntries: Array<[TurnServer, number | undefined]> = o.turnServers.map((t) => [t, undefined]);
+    for (const c of this.#core.stream(streamId).components.values()) {
+      for (const t of c.relayServers) turnEntries.push([t, c.id]);
+    }
+    const turn = await Promise.all(turnEntries.map(async ([t, componentId]) => {
+      const u = parseIceServerUrl(t.url);
+      return {
+        url: t.url, port: u.port, transport: u.transport, secure: u.secure, username: t.username, credential: t.credential,
+        ...(t.ca !== undefined ? { ca: t.ca } : {}),
+        ...(t.rejectUnauthorized !== undefined ? { rejectUnauthorized: t.rejectUnauthorized } : {}),
+        ...(canonicalIp(u.host) === undefined ? { servername: u.host } : {}),
+        ...(componentId !== undefined ? { componentId } : {}),
+        ...(await resolveHost(u.host)),
+      };
+    }));
+    return { stun, turn };
+  }
+
+  #lookup(host: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const timer = this.#net.setTimer(() => {
+        this.#lookupTimers.delete(timer);
+        reject(new Error(`no answer within ${this.options.serverTimeout} ms`));
+      }, this.options.serverTimeout);
+      this.#lookupTimers.add(timer);
+      const done = () => {
+        this.#net.clearTimer(timer);
+        this.#lookupTimers.delete(timer);
+      };
+      // Not tracked for close(): a name lookup holds no handle of ours, and the timer above bounds the wait.
+      this.#net.lookup(host).then((a) => { done(); resolve(a); }, (e: Error) => { done(); reject(e); });
+    });
+  }
+
+  /** Remembers a promise of I/O until it settles (close() waits for them). */
+  #track<T>(p: Promise<T>): Promise<T> {
+    this.#pending.add(p);
+    const forget = () => this.#pending.delete(p);
+    p.then(forget, forget);
+    return p;
   }
 
   /**
@@ -288,16 +325,16 @@ export class Agent extends EventEmitter {
    * (libnice `nice_agent_set_relay_info`). Takes effect at the next gathering.
    */
   setRelayInfo(streamId: number, componentId: number, server: TurnServer): void {
-    const c = this.#component(streamId, componentId);
+    const c = this.#core.component(streamId, componentId);
     c.relayServers.push(validateTurnServer(server, 'server'));
   }
 
   getLocalCandidates(streamId: number, componentId: number): Candidate[] {
-    return this.#component(streamId, componentId).localCandidates.map((c) => ({ ...c }));
+    return this.#core.localCandidates(streamId, componentId);
   }
 
   getRemoteCandidates(streamId: number, componentId: number): Candidate[] {
-    return this.#component(streamId, componentId).remoteCandidates.map((c) => ({ ...c }));
+    return this.#core.remoteCandidates(streamId, componentId);
   }
 
   // ------------------------------------------------------ remote candidates
@@ -305,72 +342,24 @@ export class Agent extends EventEmitter {
   /**
    * Adds remote candidates (objects or RFC 8839 strings) and pairs them with
    * the local ones (libnice `nice_agent_set_remote_candidates`). Everything is
-   * validated first: a bad element throws and nothing is added. Returns the
-   * number of candidates added; TCP and FQDN candidates are not supported yet
-   * and are skipped.
+   * validated first: a malformed element throws and nothing is added.
+   * Candidates that parse but cannot be used here (TCP, unresolved names,
+   * unknown types) are skipped. Returns the number added.
    */
   setRemoteCandidates(streamId: number, componentId: number, candidates: ReadonlyArray<Candidate | string>): number {
-    const s = this.#stream(streamId);
-    const c = this.#component(streamId, componentId);
     if (!Array.isArray(candidates)) throw new InvalidArgumentError('candidates', 'must be an array');
-    const parsed = candidates.map((x, i) => toRemoteCandidate(x, componentId, `candidates[${i}]`));
-    let added = 0;
-    for (const cand of parsed) if (this.#addRemote(s, c, cand)) added++;
-    this.#wake();
-    return added;
+    const r = this.#core.addRemoteCandidates(streamId, componentId, candidates, 'candidates', this.#net.now());
+    for (const s of r.skipped) debug('stream %d: remote candidate skipped: %s', streamId, s.reason);
+    this.#settle();
+    return r.added;
   }
 
-  /** Adds one remote candidate; true when it was added. */
+  /** Adds one remote candidate (e.g. trickled); true when it was added. */
   addRemoteCandidate(streamId: number, candidate: Candidate | string): boolean {
-    const s = this.#stream(streamId);
-    const cand = toRemoteCandidate(candidate, undefined, 'candidate');
-    const c = this.#component(streamId, cand.component);
-    const added = this.#addRemote(s, c, cand);
-    this.#wake();
-    return added;
-  }
-
-  #addRemote(s: Stream, c: Component, cand: Candidate): boolean {
-    if (cand.transport !== 'udp' || !isIpLiteral(cand.address)) return false;
-    const existing = c.findRemote(cand.address, cand.port);
-    if (existing) {
-      // A signalled candidate for an address first learned as peer-reflexive
-      // replaces it with its real type, priority and foundation (RFC 8445 §7.3.1.3, RFC 8838 §11.3).
-      if (existing.type !== 'prflx' || cand.type === 'prflx') return false;
-      c.remoteCandidates[c.remoteCandidates.indexOf(existing)] = cand;
-      for (const p of [...s.checklist.pairs, ...s.checklist.valid]) {
-        if (p.remote === existing) p.replaceRemote(cand, this.#controlling);
-      }
-      s.checklist.resort();
-      return true;
-    }
-    if (c.remoteCandidates.length >= this.options.maxRemoteCandidates) {
-      this.#stats.dropped.tableFull++;
-      return false;
-    }
-    c.remoteCandidates.push(cand);
-    s.lastRemoteCandidateAt = this.#scheduler.now();
-    c.trickleTask?.cancel();
-    for (const l of c.localCandidates) this.#formPair(s, c, l, cand);
-    return true;
-  }
-
-  #formPair(s: Stream, c: Component, local: Candidate, remote: Candidate): void {
-    if (this.options.forceRelay && local.type !== 'relay') return;
-    const pair = s.checklist.addPair(local, remote, this.#controlling, this.#checklistSet());
-    if (!pair) return;
-    // RFC 8656 §9: the relay forwards only from peers with a permission; ask for one per paired remote.
-    if (local.type === 'relay') {
-      const t = c.transportFor(local);
-      if (t instanceof RelayTransport) t.permit(remote.address);
-    }
-    this.#pairAdded(s, c);
-  }
-
-  #pairAdded(s: Stream, c: Component): void {
-    if (c.state === 'disconnected' || c.state === 'gathering' || c.state === 'failed') {
-      if (s.canCheck) this.#setState(s, c, 'connecting');
-    }
+    const r = this.#core.addRemoteCandidates(streamId, undefined, [candidate], 'candidate', this.#net.now());
+    for (const s of r.skipped) debug('stream %d: remote candidate skipped: %s', streamId, s.reason);
+    this.#settle();
+    return r.added === 1;
   }
 
   // ------------------------------------------------------------- data path
@@ -378,12 +367,16 @@ export class Agent extends EventEmitter {
   /**
    * Sends a datagram on the component's selected pair, or before nomination on
    * its best valid pair (as libnice does). Returns false when there is no pair
-   * to send on yet.
+   * to send on yet, or the datagram cannot go.
    */
   send(streamId: number, componentId: number, data: Buffer | Uint8Array): boolean {
-    const c = this.#component(streamId, componentId);
-    if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('data', 'must be a Buffer or Uint8Array');
-    return c.send(data as Buffer);
+    if (!(data instanceof Uint8Array)) {
+      this.#core.component(streamId, componentId);
+      throw new InvalidArgumentError('data', 'must be a Buffer or Uint8Array');
+    }
+    const ok = this.#core.send(streamId, componentId, data);
+    if (this.#core.dirty) this.#settle();
+    return ok;
   }
 
   /**
@@ -392,429 +385,228 @@ export class Agent extends EventEmitter {
    * connectivity check reaches it.
    */
   attachRecv(streamId: number, componentId: number, callback: RecvCallback | undefined): void {
-    const c = this.#component(streamId, componentId);
+    this.#core.component(streamId, componentId);
     if (callback !== undefined && typeof callback !== 'function') {
       throw new InvalidArgumentError('callback', 'must be a function or undefined');
     }
-    c.recv = callback;
+    this.#receivers.get(streamId)![componentId] = callback;
   }
 
   getSelectedPair(streamId: number, componentId: number): SelectedPair | undefined {
-    const p = this.#component(streamId, componentId).selected;
-    return p ? { local: { ...p.local }, remote: { ...p.remote } } : undefined;
+    return this.#core.selectedPair(streamId, componentId);
   }
 
-  /**
-   * The stream's checklist and valid list (pairs not in the checklist, such as
-   * those with a local peer-reflexive candidate, come last), highest priority first.
-   */
+  /** The stream's checklist and valid list, highest priority first. */
   getPairs(streamId: number): PairInfo[] {
-    const cl = this.#stream(streamId).checklist;
-    const pairs = [...cl.pairs, ...cl.valid.filter((p) => !cl.pairs.includes(p))];
-    return pairs.map((p) => ({
-      componentId: p.component,
-      local: { ...p.local },
-      remote: { ...p.remote },
-      state: p.state,
-      priority: p.priority,
-      valid: p.valid,
-      nominated: p.nominated,
-    }));
+    return this.#core.pairs(streamId);
   }
 
   getComponentState(streamId: number, componentId: number): ComponentState {
-    return this.#component(streamId, componentId).state;
+    return this.#core.componentState(streamId, componentId);
   }
 
   /** A snapshot of the agent's counters. */
   getStats(): AgentStats {
-    return structuredClone(this.#stats);
+    return this.#core.stats();
+  }
+
+  // -------------------------------------------------------------- I/O glue
+
+  #open(): void {
+    if (this.#closed) throw new InvalidStateError('the agent is closed');
+  }
+
+  #transmit(id: number, to: TransportAddress, data: Uint8Array): boolean {
+    const s = this.#sockets.get(id);
+    if (s?.datagram) return s.datagram.send(data, to);
+    if (s?.stream) return s.stream.write(data);
+    return false;
+  }
+
+  #attachDatagram(id: number, streamId: number, sock: DatagramSocket): void {
+    this.#sockets.set(id, { datagram: sock, streamId });
+    const core = this.#core;
+    const net = this.#net;
+    sock.onMessage((data, from) => {
+      try {
+        core.receive(id, from, data, net.now());
+      } catch (err) {
+        // The core never throws on network input; if it ever does, the datagram is lost, not the process.
+        debug('internal error on a datagram: %s', (err as Error).stack);
+      }
+      if (core.dirty) this.#settle();
+    });
+  }
+
+  /** The core asked for a TCP/TLS link to a TURN server. */
+  #openLink(e: Extract<CoreEvent, { type: 'open-link' }>): void {
+    const connecting = this.#track(this.#net.connectStream({
+      remote: e.remote,
+      signal: this.#abort.signal,
+      ...(e.localAddress !== undefined ? { local: { address: e.localAddress } } : {}),
+      ...(e.tls ? { tls: { servername: e.servername, ca: e.ca, rejectUnauthorized: e.rejectUnauthorized } } : {}),
+    }));
+    connecting.then((sock) => {
+      if (this.#closed || !this.#core.d.transports.has(e.transportId)) {
+        void sock.close();
+        return;
+      }
+      const t = this.#core.d.transports.get(e.transportId)!;
+      this.#sockets.set(e.transportId, { stream: sock, streamId: t.streamId });
+      const framer = new StreamFramer();
+      sock.onData((chunk) => {
+        const ok = framer.push(chunk, (frame) => this.#core.receive(e.transportId, e.remote, frame, this.#net.now()));
+        // Neither STUN nor ChannelData: the stream is out of step and cannot be resynchronised.
+        if (!ok) void sock.close();
+        this.#settle();
+      });
+      sock.onClose((err) => {
+        if (this.#closed) return;
+        this.#sockets.delete(e.transportId);
+        this.#core.transportClosed(e.transportId, err ? err.message : 'connection closed', this.#net.now());
+        this.#settle();
+      });
+      this.#core.linkOpened(e.transportId, sock.local, this.#net.now());
+      this.#settle();
+    }, (err: NodeJS.ErrnoException) => {
+      if (this.#closed) return;
+      const why = err.code === 'ECONNREFUSED' ? 'connection refused' : e.tls ? `TLS: ${err.message}` : err.message;
+      this.#core.transportClosed(e.transportId, why, this.#net.now());
+      this.#settle();
+    });
+  }
+
+  #closeSocket(id: number): Promise<void> {
+    const s = this.#sockets.get(id);
+    this.#sockets.delete(id);
+    if (!s) return Promise.resolve();
+    return (s.datagram ?? s.stream)!.close();
+  }
+
+  /**
+   * After every input: run what is due, hand the core's events to listeners
+   * (one at a time, so that a listener that calls back into the agent sees a
+   * consistent state and a throwing listener loses nothing), and re-arm the
+   * one timer. Re-entrant calls (from listeners) return at once: the outer
+   * call finishes the work.
+   */
+  #settle(): void {
+    if (this.#settling) return;
+    this.#settling = true;
+    try {
+      for (;;) {
+        const now = this.#net.now();
+        if (this.#core.nextTimeout() <= now) {
+          try {
+            this.#core.handleTimeout(now);
+          } catch (err) {
+            debug('internal error in a timeout: %s', (err as Error).stack);
+          }
+        }
+        this.#queue.push(...this.#core.takeEvents());
+        const e = this.#queue.shift();
+        if (!e) {
+          if (this.#core.nextTimeout() > this.#net.now()) break;
+          continue;
+        }
+        this.#dispatch(e);
+      }
+    } finally {
+      this.#settling = false;
+      this.#core.dirty = false;
+      this.#arm();
+      if (this.#closed) this.#checkClosed();
+    }
+  }
+
+  #arm(): void {
+    const at = this.#closed && this.#core.closed ? Infinity : this.#core.nextTimeout();
+    if (at === this.#timerAt) return;
+    if (this.#timer !== undefined) this.#net.clearTimer(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = at;
+    if (at === Infinity) return;
+    this.#timer = this.#net.setTimer(() => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      this.#settle();
+    }, Math.max(0, at - this.#net.now()));
+  }
+
+  #dispatch(e: CoreEvent): void {
+    switch (e.type) {
+      case 'open-link':
+        this.#openLink(e);
+        return;
+      case 'close-transport':
+        void this.#closeSocket(e.transportId);
+        return;
+    }
+    if (this.#closed) return;
+    switch (e.type) {
+      case 'new-candidate': this.emit('new-candidate', e.candidate); return;
+      case 'candidate-gathering-done': {
+        const g = this.#gatherings.get(e.streamId);
+        this.emit('candidate-gathering-done', e.streamId);
+        g?.resolve();
+        return;
+      }
+      case 'component-state-changed': this.emit('component-state-changed', e.streamId, e.componentId, e.state); return;
+      case 'new-selected-pair': this.emit('new-selected-pair', e.streamId, e.componentId, e.local, e.remote); return;
+      case 'initial-binding-request-received': this.emit('initial-binding-request-received', e.streamId); return;
+      case 'new-remote-candidate': this.emit('new-remote-candidate', e.candidate); return;
+      case 'consent-lost': this.emit('consent-lost', e.streamId, e.componentId); return;
+      case 'server-error': this.emit('server-error', e.streamId, e.componentId, e.error); return;
+    }
   }
 
   // ----------------------------------------------------------------- close
 
-  /** Stops every check and timer and closes every socket; resolves when they are gone. Events stop at once. */
+  /**
+   * Stops every check and timer and closes every socket; resolves when they
+   * are gone. Events stop at once. TURN allocations are released first
+   * (Refresh with lifetime 0, RFC 8656 §7.3), waiting at most
+   * min(serverTimeout, 1 s) for the servers' answers.
+   */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
-    this.#scheduler.close();
-    this.#checker.cancel();
-    const streams = [...this.#streams.values()];
-    this.#streams.clear();
-    this.#closing = Promise.all(streams.map((s) => this.#closeStream(s))).then(() => undefined);
+    for (const g of this.#gatherings.values()) g.resolve();
+    this.#gatherings.clear();
+    this.#receivers.clear();
+    this.#core.close(this.#net.now());
+    this.#closing = (async () => {
+      this.#settle();
+      if (!this.#core.closed) {
+        // The allocations end by themselves within their bound; the grace timer is a backstop.
+        await new Promise<void>((resolve) => {
+          const grace = this.#net.setTimer(() => resolve(), Math.min(this.options.serverTimeout, 1000) + CLOSE_GRACE_MS);
+          this.#closeDone = () => {
+            this.#net.clearTimer(grace);
+            resolve();
+          };
+          this.#checkClosed();
+        });
+      }
+      if (this.#timer !== undefined) this.#net.clearTimer(this.#timer);
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      for (const t of this.#lookupTimers) this.#net.clearTimer(t);
+      this.#lookupTimers.clear();
+      this.#abort.abort();
+      // Sockets still being bound or connected are closed when they arrive (the code awaiting them sees #closed).
+      await Promise.allSettled([...this.#pending]);
+      await Promise.all([...this.#sockets.keys()].map((id) => this.#closeSocket(id)));
+    })();
     return this.#closing;
   }
 
-  async #closeStream(s: Stream): Promise<void> {
-    const closing: Promise<void>[] = [];
-    for (const c of s.components.values()) {
-      // Allocations still in progress are abandoned too.
-      for (const client of c.turnClients) closing.push(client.close());
-      c.nominationTask?.cancel();
-      c.livenessTask?.cancel();
-      c.trickleTask?.cancel();
-      c.recv = undefined;
-      for (const t of c.transports) closing.push(t.close());
+  #checkClosed(): void {
+    if (this.#core.closed && this.#closeDone) {
+      const done = this.#closeDone;
+      this.#closeDone = undefined;
+      done();
     }
-    await Promise.all(closing);
-  }
-
-  // -------------------------------------------------------------- internals
-
-  #assertOpen(): void {
-    if (this.#closed) throw new InvalidStateError('the agent is closed');
-  }
-
-  #stream(id: number): Stream {
-    this.#assertOpen();
-    const s = this.#streams.get(id);
-    if (!s) throw new UnknownStreamError(id);
-    return s;
-  }
-
-  #component(streamId: number, componentId: number): Component {
-    const c = this.#stream(streamId).components.get(componentId);
-    if (!c) throw new UnknownStreamError(streamId, componentId);
-    return c;
-  }
-
-  #emit<K extends keyof AgentEvents>(event: K, ...args: Parameters<AgentEvents[K]>): void {
-    if (this.#closed) return;
-    this.emit(event, ...args);
-  }
-
-  #setState(s: Stream, c: Component, state: ComponentState): void {
-    if (c.state === state) return;
-    debug('stream %d component %d: %s -> %s', s.id, c.id, c.state, state);
-    c.state = state;
-    this.#emit('component-state-changed', s.id, c.id, state);
-  }
-
-  #checklistSet(): Checklist[] {
-    return [...this.#streams.values()].map((s) => s.checklist);
-  }
-
-  /** RFC 7983 demultiplexing: first byte 0-3 is STUN, anything else is the application's. */
-  #onPacket(s: Stream, c: Component, t: PacketTransport, msg: Buffer, rinfo: RemoteInfo): void {
-    const stats = this.#stats;
-    stats.packetsReceived++;
-    stats.bytesReceived += msg.length;
-    if (this.#closed) return;
-    if (msg.length > 0 && msg[0]! < 4) {
-      if (isStunFrame(msg)) this.#checker.handle(s, c, t, msg, rinfo);
-      else stats.dropped.malformed++;
-      return;
-    }
-    c.deliver(msg, rinfo);
-  }
-
-  /** §8.1.2: once the current generation nominated a pair for a component, its other checks stop. */
-  #componentDone(s: Stream, componentId: number): boolean {
-    return s.checklist.selected(componentId) !== undefined;
-  }
-
-  /** Asks the pacer to run as soon as Ta allows (the first check goes out at once). */
-  #wake(): void {
-    if (this.#closed) return;
-    const now = this.#scheduler.now();
-    if (now >= this.#nextCheckAt && !this.#pumping) this.#pump();
-    else this.#armPump(this.#nextCheckAt);
-  }
-
-  #pumping = false;
-
-  #armPump(at: number): void {
-    if (this.#pumpTask && this.#pumpTask.at <= at) return;
-    this.#pumpTask?.cancel();
-    this.#pumpTask = this.#scheduler.at(at, () => {
-      this.#pumpTask = undefined;
-      this.#pump();
-    });
-  }
-
-  /**
-   * One tick of Ta (§6.1.4.2): the checklists take turns; each gives its
-   * triggered check first, else its best ordinary check. When nothing is left
-   * to send, components with nothing left to try are failed.
-   */
-  #pump(): void {
-    if (this.#closed) return;
-    const now = this.#scheduler.now();
-    if (now < this.#nextCheckAt) {
-      this.#armPump(this.#nextCheckAt);
-      return;
-    }
-    this.#pumping = true;
-    try {
-      const streams = [...this.#streams.values()].filter((s) => s.canCheck);
-      const set = this.#checklistSet();
-      for (let i = 0; i < streams.length; i++) {
-        const s = streams[(this.#rr + i) % streams.length]!;
-        const pair = s.checklist.next(set, (c) => this.#componentDone(s, c));
-        if (!pair) continue;
-        this.#rr = (this.#rr + i + 1) % streams.length;
-        this.#nextCheckAt = now + this.options.stunPacingTimer;
-        this.#checker.send(s, s.components.get(pair.component)!, pair);
-        this.#armPump(this.#nextCheckAt);
-        return;
-      }
-      for (const s of streams) this.#evaluate(s);
-    } finally {
-      this.#pumping = false;
-    }
-  }
-
-  /**
-   * Fails components with nothing left to try, and updates the checklist
-   * state. With trickle and no end-of-candidates yet, a component with nothing
-   * left to try fails only when no remote candidate arrived for `trickleTimeout`.
-   */
-  #evaluate(s: Stream): void {
-    if (s.gathering !== 'complete') return;
-    const cl = s.checklist;
-    for (const c of s.components.values()) {
-      if (c.state === 'failed') continue;
-      // Nothing to judge before the peer gave candidates or said it has none.
-      if (c.remoteCandidates.length === 0 && !cl.pairs.some((p) => p.component === c.id) && !s.remoteEndOfCandidates) continue;
-      if (cl.componentFailed(c.id)) {
-        this.#fail(s, c);
-      } else if (!cl.remoteGatheringDone && cl.componentExhausted(c.id) && !c.trickleTask) {
-        const at = s.lastRemoteCandidateAt + this.options.trickleTimeout;
-        c.trickleTask = this.#scheduler.at(at, () => {
-          c.trickleTask = undefined;
-          if (cl === s.checklist && cl.componentExhausted(c.id)) this.#fail(s, c);
-        });
-      }
-    }
-    cl.updateState();
-  }
-
-  #fail(s: Stream, c: Component): void {
-    c.nominationTask?.cancel();
-    c.trickleTask?.cancel();
-    c.trickleTask = undefined;
-    if (c.selected && s.checklist.selected(c.id) === undefined && c.state !== 'failed') {
-      // A restart that found nothing: the old pair may still carry data.
-      return;
-    }
-    this.#setState(s, c, 'failed');
-  }
-
-  /** `valid` entered the valid list or was nominated (§7.2.5.3, §8.1). */
-  #pairValid(s: Stream, c: Component, valid: CandidatePair): void {
-    const now = this.#scheduler.now();
-    c.firstValidAt ??= now;
-    this.#updateSelection(s, c);
-    this.#runNomination(s, c);
-    s.checklist.updateState();
-    this.#wake();
-  }
-
-  #updateSelection(s: Stream, c: Component): void {
-    const cl = s.checklist;
-    const selected = cl.selected(c.id);
-    // Before the first nomination data goes on the best valid pair (as
-    // libnice); during a restart the old selected pair keeps carrying it.
-    if (!c.selected) c.sendPair = cl.bestValid(c.id);
-    if (c.sendPair && !c.selected && (c.state === 'connecting' || c.state === 'gathering' || c.state === 'disconnected' || c.state === 'failed')) {
-      this.#setState(s, c, 'connected');
-    }
-    if (selected && selected !== c.selected) {
-      c.selected = selected;
-      c.sendPair = selected;
-      c.nominationTask?.cancel();
-      // The new generation has its pair: the previous credentials retire (§9).
-      s.previousLocal = undefined;
-      // §8.1.2: checks of this component's other Frozen/Waiting pairs stop.
-      cl.pruneComponent(c.id);
-      this.#emit('new-selected-pair', s.id, c.id, { ...selected.local }, { ...selected.remote });
-      if (c.state !== 'connected' && c.state !== 'ready') this.#setState(s, c, 'connected');
-      this.#setState(s, c, 'ready');
-      this.#startLiveness(s, c);
-      // Data through a relay goes in ChannelData (RFC 8656 §12): bind a channel to the peer.
-      const t = c.transportFor(selected.local.base ?? selected.local);
-      if (t instanceof RelayTransport) t.bindChannel(selected.remote.address, selected.remote.port);
-    }
-  }
-
-  /** Regular nomination by the controlling agent (§8.1.1). */
-  #runNomination(s: Stream, c: Component): void {
-    if (!this.#nominator.controlling || this.#nominator.mode !== 'regular' || c.firstValidAt === undefined) return;
-    c.nominationTask?.cancel();
-    c.nominationTask = undefined;
-    const cl = s.checklist;
-    const d = this.#nominator.decide(
-      cl.pairs.filter((p) => p.component === c.id),
-      cl.valid.filter((p) => p.component === c.id),
-      this.#scheduler.now() - c.firstValidAt,
-    );
-    if (d.nominate) {
-      debug('nominating %s', d.nominate.toString());
-      d.nominate.nominating = true;
-      cl.triggerNomination(d.nominate);
-      this.#wake();
-    } else if (d.recheckInMs !== undefined) {
-      c.nominationTask = this.#scheduler.after(d.recheckInMs, () => this.#runNomination(s, c));
-    }
-  }
-
-  #pairFailed(s: Stream, c: Component, pair: CandidatePair): void {
-    const cl = s.checklist;
-    cl.failed(pair);
-    if (pair.valid) {
-      // A nomination check that went unanswered: the pair is not usable any more.
-      pair.valid = false;
-      pair.nominating = false;
-      cl.valid = cl.valid.filter((p) => p !== pair);
-      if (c.sendPair === pair && !c.selected) c.sendPair = cl.bestValid(c.id);
-    }
-    this.#runNomination(s, c);
-    this.#evaluate(s);
-    this.#wake();
-  }
-
-  /**
-   * Consent freshness (RFC 7675) or keepalives (RFC 8445 §11) on the selected
-   * pair, and the liveness rules of lib/consent.ts.
-   */
-  #startLiveness(s: Stream, c: Component): void {
-    c.livenessTask?.cancel();
-    c.lastResponseAt = this.#scheduler.now();
-    const o = this.options;
-    const requests = o.consentFreshness || o.keepaliveConncheck;
-    const cfg = {
-      expectResponses: requests,
-      consentFreshness: o.consentFreshness,
-      disconnectedTimeout: o.disconnectedTimeout,
-      consentTimeout: o.consentTimeout,
-    };
-    const delay = () => (o.consentFreshness ? consentDelay(o.consentInterval) : o.keepaliveInterval);
-    const tick = () => {
-      c.livenessTask = undefined;
-      const pair = c.selected;
-      if (!pair || this.#closed) return;
-      const verdict = liveness(this.#scheduler.now(), c.lastResponseAt, cfg);
-      if (verdict === 'expired') {
-        this.#consentLost(s, c);
-        return;
-      }
-      if (verdict === 'disconnected' && c.state === 'ready') this.#setState(s, c, 'disconnected');
-      if (requests) {
-        this.#checker.sendConsent(s, c, pair);
-      } else {
-        const t = c.transportFor(pair.local.base ?? pair.local);
-        t?.send(encodeBindingIndication(), pair.remote.port, pair.remote.address);
-        this.#stats.keepalivesSent++;
-      }
-      // Wake up in time to notice the deadlines even between checks.
-      let next = delay();
-      if (requests) {
-        const silentFor = this.#scheduler.now() - c.lastResponseAt;
-        const deadlines = [o.disconnectedTimeout, ...(o.consentFreshness ? [o.consentTimeout] : [])]
-          .map((d) => d - silentFor).filter((d) => d > 0);
-        next = Math.min(next, ...deadlines);
-      }
-      c.livenessTask = this.#scheduler.after(next, tick);
-    };
-    c.livenessTask = this.#scheduler.after(delay(), tick);
-  }
-
-  #consentResponse(s: Stream, c: Component, pair: CandidatePair): void {
-    if (pair !== c.selected) return;
-    c.lastResponseAt = this.#scheduler.now();
-    if (c.state === 'disconnected') this.#setState(s, c, 'ready');
-  }
-
-  /** RFC 7675 §5.1: consent expired; stop sending on the pair at once. */
-  #consentLost(s: Stream, c: Component): void {
-    debug('stream %d component %d: consent lost', s.id, c.id);
-    this.#stats.consentLost++;
-    c.livenessTask?.cancel();
-    c.sendPair = undefined;
-    c.selected = undefined;
-    c.resetAuthorization();
-    this.#emit('consent-lost', s.id, c.id);
-    this.#setState(s, c, 'failed');
-  }
-
-  #switchRole(controlling: boolean): void {
-    if (this.#controlling === controlling) return;
-    debug('role conflict: now %s', controlling ? 'controlling' : 'controlled');
-    this.#controlling = controlling;
-    this.#nominator = createNominator(controlling, this.options.nominationMode, this.options.nominationTimeout);
-    for (const s of this.#streams.values()) s.checklist.setRole(controlling);
-  }
-
-  #checkHost(): CheckHost {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const agent = this;
-    return {
-      stats: this.#stats,
-      scheduler: this.#scheduler,
-      tieBreaker: this.#tieBreaker,
-      get controlling() { return agent.#controlling; },
-      get nominator() { return agent.#nominator; },
-      retransmitWaits: this.#waits,
-      consentWaits: [this.options.consentInterval],
-      maxRemoteCandidates: this.options.maxRemoteCandidates,
-      foundation: (key) => this.#foundations.get(key),
-      checklistSet: () => this.#checklistSet(),
-      switchRole: (controlling) => this.#switchRole(controlling),
-      wake: () => this.#wake(),
-      initialRequest: (s) => {
-        if (s.initialRequestSeen) return;
-        s.initialRequestSeen = true;
-        this.#emit('initial-binding-request-received', s.id);
-      },
-      remoteLearned: (s, _c, cand) => this.#emit('new-remote-candidate', { ...cand, streamId: s.id }),
-      pairAdded: (s, c) => this.#pairAdded(s, c),
-      pairValid: (s, c, p) => this.#pairValid(s, c, p),
-      pairFailed: (s, c, p) => this.#pairFailed(s, c, p),
-      consentResponse: (s, c, p) => this.#consentResponse(s, c, p),
-      clientResponse: (key, m, rinfo) => {
-        const h = this.#clientTx.get(key);
-        if (!h) return false;
-        h(m, rinfo);
-        return true;
-      },
-    };
   }
 }
 
-function isIpLiteral(a: string): boolean {
-  return /^[0-9.]+$/.test(a) || a.includes(':');
-}
-
-/** RFC 8445 §5.3: ufrag 4-256 ice-chars, pwd 22-256 ice-chars. */
-function validateCredentials(ufrag: string, pwd: string): void {
-  const iceChars = /^[A-Za-z0-9+/]+$/;
-  if (typeof ufrag !== 'string' || ufrag.length < 4 || ufrag.length > 256 || !iceChars.test(ufrag)) {
-    throw new InvalidArgumentError('ufrag', 'must be 4 to 256 ice-chars (RFC 8445 §5.3)');
-  }
-  if (typeof pwd !== 'string' || pwd.length < 22 || pwd.length > 256 || !iceChars.test(pwd)) {
-    throw new InvalidArgumentError('pwd', 'must be 22 to 256 ice-chars (RFC 8445 §5.3)');
-  }
-}
-
-/** Validates a remote candidate (object or RFC 8839 string) without touching any state. */
-function toRemoteCandidate(x: Candidate | string, componentId: number | undefined, where: string): Candidate {
-  let c: Candidate;
-  if (typeof x === 'string') c = parseCandidate(x);
-  else if (x && typeof x === 'object') {
-    c = { ...x };
-    const bad = (field: string, msg: string) => new InvalidArgumentError(`${where}.${field}`, msg);
-    if (!['host', 'srflx', 'prflx', 'relay'].includes(c.type)) throw bad('type', `unknown type ${JSON.stringify(c.type)}`);
-    if (c.transport !== 'udp' && c.transport !== 'tcp') throw bad('transport', `must be udp or tcp`);
-    if (typeof c.foundation !== 'string' || !/^[A-Za-z0-9+/]{1,32}$/.test(c.foundation)) throw bad('foundation', 'must be 1 to 32 ice-chars');
-    if (!Number.isInteger(c.priority) || c.priority < 1 || c.priority > 0xffffffff) throw bad('priority', 'must be an integer 1..2^32-1');
-    if (typeof c.address !== 'string' || c.address.length === 0) throw bad('address', 'must be a non-empty string');
-    if (!Number.isInteger(c.port) || c.port < 0 || c.port > 65535) throw bad('port', 'must be an integer 0..65535');
-    if (!Number.isInteger(c.component) || c.component < 1 || c.component > 256) throw bad('component', 'must be an integer 1..256');
-  } else throw new InvalidArgumentError(where, 'must be a candidate object or string');
-  if (componentId !== undefined && c.component !== componentId) {
-    throw new InvalidArgumentError(`${where}.component`, `is ${c.component}, but the call is for component ${componentId}`);
-  }
-  delete c.base;
-  delete c.streamId;
-  return c;
-}

@@ -69,22 +69,32 @@ export class InvalidStateError extends IceError {
 }
 
 /**
- * A TURN server refused, failed or did not answer (RFC 8656). `code` is
- * `ERR_ICE_TURN` like every IceError code; the STUN error code the server
- * sent (401, 403, 437, 441, 486, 508 ...) is `stunCode`, undefined for a
- * timeout, a refused connection or a lost allocation.
+ * A STUN or TURN server refused, failed or did not answer. `code` is
+ * `ERR_ICE_SERVER` (`ERR_ICE_TURN` for a TurnError); the STUN error code the
+ * server sent (401, 403, 437, 441, 486, 508 ...) is `stunCode`, undefined for a
+ * timeout, a refused connection, a failed name lookup or a lost allocation.
  */
-export class TurnError extends IceError {
+export class ServerError extends IceError {
+  /** Which kind of server: a STUN server (server-reflexive gathering) or a TURN server. */
+  readonly kind: 'stun' | 'turn';
   /** The server's URL as configured, e.g. `turn:192.0.2.1:3478?transport=tcp`. */
   readonly server: string;
   /** STUN error code from the server's error response, if there was one. */
   readonly stunCode: number | undefined;
   /** What went wrong, in words. */
   readonly reason: string;
-  constructor(server: string, stunCode: number | undefined, reason: string) {
-    super('ERR_ICE_TURN', `TURN server ${server}: ${stunCode !== undefined ? `${stunCode} ` : ''}${reason}`);
+  constructor(kind: 'stun' | 'turn', server: string, stunCode: number | undefined, reason: string, code = 'ERR_ICE_SERVER') {
+    super(code, `${kind.toUpperCase()} server ${server}: ${stunCode !== undefined ? `${stunCode} ` : ''}${reason}`);
+    this.kind = kind;
     this.server = server;
     this.stunCode = stunCode;
     this.reason = reason;
+  }
+}
+
+/** A TURN server refused, failed or did not answer (RFC 8656). */
+export class TurnError extends ServerError {
+  constructor(server: string, stunCode: number | undefined, reason: string) {
+    super('turn', server, stunCode, reason, 'ERR_ICE_TURN');
   }
 }

@@ -5,7 +5,9 @@
 import { isIP } from 'node:net';
 import { InvalidArgumentError, InvalidOptionError } from './errors.js';
 import { parseIceServerUrl } from './turn/url.js';
-import type { NominationMode } from './nomination.js';
+import type { NominationMode } from './core/nomination.js';
+import type { Network } from './transport/network.js';
+import { nodeNetwork } from './transport/node-network.js';
 
 export interface PortRange {
   min: number;
@@ -47,7 +49,7 @@ export interface AgentOptions {
   ipv4?: boolean;
   /** Gather IPv6 candidates (link-local excluded). Default true. */
   ipv6?: boolean;
-  /** Cap on candidate pairs per stream (libnice's max-connectivity-checks). Default 100. */
+  /** Cap on candidate pairs over the whole checklist set, every stream together (RFC 8445 §6.1.2.5; libnice's max-connectivity-checks). Default 100. */
   maxPairs?: number;
   /** Cap on remote candidates per component, peer-reflexive ones included. Default 64. */
   maxRemoteCandidates?: number;
@@ -79,6 +81,11 @@ export interface AgentOptions {
   serverTimeout?: number;
   /** Use relayed candidates only (libnice's `force-relay`): no host or server-reflexive candidate is announced or checked. Default false. */
   forceRelay?: boolean;
+  /**
+   * Where sockets, timers, name lookups and randomness come from: the host's
+   * (default), or a host of an in-memory `SimNetwork` for deterministic tests.
+   */
+  network?: Network;
 }
 
 export type ResolvedOptions = Required<Omit<AgentOptions, 'localAddresses' | 'portRange'>> & {
@@ -86,7 +93,7 @@ export type ResolvedOptions = Required<Omit<AgentOptions, 'localAddresses' | 'po
   portRange: PortRange | undefined;
 };
 
-export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRange'> = {
+export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRange' | 'network'> = {
   controllingMode: false,
   nominationMode: 'regular',
   stunPacingTimer: 20,
@@ -112,7 +119,9 @@ export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRang
   forceRelay: false,
 };
 
-const KNOWN = new Set<string>([...Object.keys(DEFAULT_OPTIONS), 'localAddresses', 'portRange']);
+const KNOWN = new Set<string>([...Object.keys(DEFAULT_OPTIONS), 'localAddresses', 'portRange', 'network']);
+
+const NETWORK_METHODS = ['now', 'setTimer', 'clearTimer', 'randomBytes', 'interfaces', 'bindDatagram', 'connectStream', 'listenStream', 'lookup'];
 
 function int(name: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -153,7 +162,9 @@ export function resolveOptions(input: AgentOptions = {}): ResolvedOptions {
   for (const k of Object.keys(input)) {
     if (!KNOWN.has(k)) throw new InvalidOptionError(k, 'unknown option');
   }
-  const o: ResolvedOptions = { ...DEFAULT_OPTIONS, stunServers: [], turnServers: [], localAddresses: undefined, portRange: undefined };
+  const o: ResolvedOptions = {
+    ...DEFAULT_OPTIONS, stunServers: [], turnServers: [], localAddresses: undefined, portRange: undefined, network: nodeNetwork,
+  };
   const i = input as Record<string, unknown>;
   const has = (k: string) => i[k] !== undefined;
   if (has('controllingMode')) o.controllingMode = bool('controllingMode', i.controllingMode);
@@ -229,5 +240,11 @@ export function resolveOptions(input: AgentOptions = {}): ResolvedOptions {
     o.portRange = { min, max };
   }
   if (!o.ipv4 && !o.ipv6) throw new InvalidOptionError('ipv6', 'ipv4 and ipv6 cannot both be false');
+  if (has('network')) {
+    const n = i.network as Record<string, unknown>;
+    const missing = n === null || typeof n !== 'object' ? NETWORK_METHODS : NETWORK_METHODS.filter((m) => typeof n[m] !== 'function');
+    if (missing.length > 0) throw new InvalidOptionError('network', `must implement Network (missing ${missing.join(', ')})`);
+    o.network = i.network as Network;
+  }
   return o;
 }

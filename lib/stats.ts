@@ -29,6 +29,7 @@ export interface AgentStats {
   packetsReceived: number;
   bytesReceived: number;
   dataPacketsReceived: number;
+  dataBytesReceived: number;
   dataPacketsSent: number;
   dataBytesSent: number;
   stunRequestsReceived: number;
@@ -53,6 +54,7 @@ export function createStats(): AgentStats {
     packetsReceived: 0,
     bytesReceived: 0,
     dataPacketsReceived: 0,
+    dataBytesReceived: 0,
     dataPacketsSent: 0,
     dataBytesSent: 0,
     stunRequestsReceived: 0,

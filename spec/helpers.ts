@@ -162,3 +162,31 @@ export function prng(seed: number): () => number {
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+import { nodeNetwork, type Network, type DatagramSocket } from '../lib/index.js';
+
+/**
+ * The real network with a filter on outgoing datagrams (false drops it): loss
+ * simulated in-process on real sockets, for tests that need both.
+ */
+export function filteredNetwork(filter: (buf: Uint8Array, to: { address: string; port: number }) => boolean, base: Network = nodeNetwork): Network {
+  return {
+    now: () => base.now(),
+    setTimer: (fn, ms) => base.setTimer(fn, ms),
+    clearTimer: (h) => base.clearTimer(h),
+    randomBytes: (n) => base.randomBytes(n),
+    interfaces: () => base.interfaces(),
+    connectStream: (o) => base.connectStream(o),
+    listenStream: (a, p) => base.listenStream(a, p),
+    lookup: (h, f) => base.lookup(h, f),
+    async bindDatagram(address, port): Promise<DatagramSocket> {
+      const s = await base.bindDatagram(address, port);
+      return {
+        local: s.local,
+        send: (data, to) => (filter(data, to) ? s.send(data, to) : true),
+        onMessage: (h) => s.onMessage(h),
+        close: () => s.close(),
+      };
+    },
+  };
+}

@@ -1,13 +1,14 @@
 import t from 'tap';
-import type { Candidate } from '../lib/candidate.js';
+import type { Candidate } from '../lib/core/candidate.js';
 import {
-  AggressiveControllingNominator,
-  ControlledNominator,
-  type Nominator,
-  RegularControllingNominator,
-  createNominator,
-} from '../lib/nomination.js';
-import { CandidatePair, type PairState } from '../lib/pair.js';
+  AggressiveControlling,
+  Controlled,
+  type Role,
+  RegularControlling,
+  createRole,
+} from '../lib/core/nomination.js';
+import type { Pair, PairState } from '../lib/core/state.js';
+import { pairOf } from './support/core-fixtures.js';
 
 function cand(address: string, port: number, priority: number): Candidate {
   return { type: 'host', transport: 'udp', foundation: String(port), component: 1, priority, address, port };
@@ -15,18 +16,17 @@ function cand(address: string, port: number, priority: number): Candidate {
 
 const remote = cand('10.0.1.1', 9, 100000);
 /** A pair whose priority grows with `localPriority` (MIN(G, D) = localPriority below 100000). */
-function pair(port: number, localPriority: number, state: PairState): CandidatePair {
-  const p = new CandidatePair(cand('10.0.0.1', port, localPriority), remote, true);
-  p.state = state;
-  return p;
+function pair(port: number, localPriority: number, state: PairState): Pair {
+  return pairOf(cand('10.0.0.1', port, localPriority), remote, true, state);
 }
 
 // RFC 8445 §8.1.1: with regular nomination the controlling agent picks a valid pair and repeats its check
 // with USE-CANDIDATE; it may wait for higher-priority pairs still being checked, but not for ever.
 t.test('regular controlling: nominates the best valid pair at once when nothing better is pending (§8.1.1)', async (t) => {
-  const n = new RegularControllingNominator(1000);
+  const n = new RegularControlling(1000);
   t.equal(n.controlling, true);
   t.equal(n.mode, 'regular');
+  t.equal(n.followsUseCandidate, false, 'the controlling side does not obey USE-CANDIDATE (§7.3.1.5)');
   const best = pair(1, 900, 'succeeded');
   const other = pair(2, 500, 'succeeded');
   const lowPending = pair(3, 100, 'in-progress'); // lower than best: does not matter
@@ -40,7 +40,7 @@ t.test('regular controlling: nominates the best valid pair at once when nothing 
 });
 
 t.test('regular controlling: waits while a higher-priority pair may still succeed (§8.1.1)', async (t) => {
-  const n = new RegularControllingNominator(1000);
+  const n = new RegularControlling(1000);
   const best = pair(1, 900, 'succeeded');
   for (const st of ['waiting', 'in-progress', 'frozen'] as const) {
     const higher = pair(2, 5000, st);
@@ -59,12 +59,12 @@ t.test('regular controlling: waits while a higher-priority pair may still succee
   higher.valid = true;
   t.equal(n.decide([higher, best], [higher, best], 10).nominate, higher, 'the higher pair succeeded: it is nominated');
 
-  const zero = new RegularControllingNominator(0);
+  const zero = new RegularControlling(0);
   t.equal(zero.decide([pair(2, 5000, 'waiting'), best], [best], 0).nominate, best, 'waitMs 0: nominate the first valid pair');
 });
 
 t.test('regular controlling: nothing while a pair is already nominated or nominating (§8.1.1)', async (t) => {
-  const n = new RegularControllingNominator(1000);
+  const n = new RegularControlling(1000);
   const best = pair(1, 900, 'succeeded');
   const other = pair(2, 500, 'succeeded');
   other.nominating = true;
@@ -74,6 +74,16 @@ t.test('regular controlling: nothing while a pair is already nominated or nomina
   t.strictSame(n.decide([best, other], [best, other], 5000), {}, 'a pair is already nominated');
   other.nominated = false;
   t.equal(n.decide([best, other], [best, other], 5000).nominate, best, 'control: without them it nominates');
+  // §7.2.5.3.2 / §8.1.1: the check repeated for a nomination is on the generating pair, which is in the
+  // checklist but not in the valid list when the valid pair has a peer-reflexive local candidate.
+  const generating = pair(3, 800, 'succeeded');
+  const prflxValid = pair(4, 800, 'succeeded');
+  prflxValid.inChecklist = false;
+  prflxValid.valid = true;
+  generating.validPairId = prflxValid.id;
+  generating.nominating = true;
+  t.strictSame(n.decide([best, generating, other], [best, prflxValid, other], 5000), {},
+    'a nomination in flight on a checklist pair whose valid pair has a prflx local candidate');
   // USE-CANDIDATE only on the nomination check.
   t.equal(n.useCandidate(best), false, 'ordinary check: no USE-CANDIDATE');
   best.nominating = true;
@@ -82,9 +92,10 @@ t.test('regular controlling: nothing while a pair is already nominated or nomina
 
 // RFC 5245 §8.1.1.2 aggressive nomination: every check carries USE-CANDIDATE; no separate nomination step.
 t.test('aggressive controlling: always USE-CANDIDATE, never a separate nomination', async (t) => {
-  const n: Nominator = new AggressiveControllingNominator();
+  const n: Role = new AggressiveControlling();
   t.equal(n.controlling, true);
   t.equal(n.mode, 'aggressive');
+  t.equal(n.followsUseCandidate, false, 'the controlling side does not obey USE-CANDIDATE');
   const p = pair(1, 900, 'waiting');
   t.equal(n.useCandidate(p), true, 'ordinary check carries USE-CANDIDATE');
   p.state = 'succeeded';
@@ -95,9 +106,10 @@ t.test('aggressive controlling: always USE-CANDIDATE, never a separate nominatio
 // RFC 8445 §7.3.1.5 / §8.1.1: the controlled agent never nominates.
 t.test('controlled: never nominates, never USE-CANDIDATE (§8.1.1)', async (t) => {
   for (const mode of ['regular', 'aggressive'] as const) {
-    const n: Nominator = new ControlledNominator(mode);
+    const n: Role = new Controlled(mode);
     t.equal(n.controlling, false);
     t.equal(n.mode, mode);
+    t.equal(n.followsUseCandidate, true, `${mode}: USE-CANDIDATE in the peer's requests nominates (§7.3.1.5)`);
     const p = pair(1, 900, 'succeeded');
     p.valid = true;
     p.nominating = true;
@@ -106,13 +118,13 @@ t.test('controlled: never nominates, never USE-CANDIDATE (§8.1.1)', async (t) =
   }
 });
 
-t.test('createNominator picks the strategy for role and mode', async (t) => {
-  const reg = createNominator(true, 'regular', 1234);
-  t.ok(reg instanceof RegularControllingNominator, 'controlling regular');
-  t.equal((reg as RegularControllingNominator).waitMs, 1234, 'with its wait');
-  t.ok(createNominator(true, 'aggressive', 1) instanceof AggressiveControllingNominator, 'controlling aggressive');
-  const c1 = createNominator(false, 'aggressive', 1);
-  t.ok(c1 instanceof ControlledNominator, 'controlled aggressive');
+t.test('createRole picks the strategy for role and mode', async (t) => {
+  const reg = createRole(true, 'regular', 1234);
+  t.ok(reg instanceof RegularControlling, 'controlling regular');
+  t.equal((reg as RegularControlling).waitMs, 1234, 'with its wait');
+  t.ok(createRole(true, 'aggressive', 1) instanceof AggressiveControlling, 'controlling aggressive');
+  const c1 = createRole(false, 'aggressive', 1);
+  t.ok(c1 instanceof Controlled, 'controlled aggressive');
   t.equal(c1.mode, 'aggressive', 'keeps the mode');
-  t.ok(createNominator(false, 'regular', 1) instanceof ControlledNominator, 'controlled regular');
+  t.ok(createRole(false, 'regular', 1) instanceof Controlled, 'controlled regular');
 });

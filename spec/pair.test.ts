@@ -1,6 +1,8 @@
 import t from 'tap';
-import type { Candidate } from '../lib/candidate.js';
-import { CandidatePair, byPriorityDesc, pairKey, pairPriority } from '../lib/pair.js';
+import type { Candidate } from '../lib/core/candidate.js';
+import { byPriorityDesc, describePair, newPair, pairKey, pairPriority, priorityFor } from '../lib/core/pair.js';
+import type { LocalCand, RemoteCand } from '../lib/core/state.js';
+import { pairOf } from './support/core-fixtures.js';
 
 function cand(address: string, port: number, priority: number, foundation = '1', component = 1): Candidate {
   return { type: 'host', transport: 'udp', foundation, component, priority, address, port };
@@ -38,7 +40,7 @@ t.test('pairPriority: MIN dominates, then MAX, then the G>D bit (§6.1.2.3)', as
 
 // §6.1.2.3: both agents compute the same pair priority for the same pair: the controlling agent's
 // local candidate is G on both sides.
-t.test('CandidatePair: both agents agree on the priority (§6.1.2.3)', async (t) => {
+t.test('newPair / priorityFor: both agents agree on the priority (§6.1.2.3)', async (t) => {
   const cases: Array<[number, number]> = [
     [2130706431, 1694498815],
     [1694498815, 2130706431],
@@ -49,69 +51,94 @@ t.test('CandidatePair: both agents agree on the priority (§6.1.2.3)', async (t)
     const aCand = cand('10.0.0.1', 1000, a);
     const bCand = cand('10.0.0.2', 2000, b);
     // Agent A controlling: pair (local A, remote B). Agent B controlled: pair (local B, remote A).
-    const onA = new CandidatePair(aCand, bCand, true);
-    const onB = new CandidatePair(bCand, aCand, false);
+    const onA = pairOf(aCand, bCand, true);
+    const onB = pairOf(bCand, aCand, false);
     t.equal(onA.priority, onB.priority, `A=${a} controlling, B=${b} controlled: same priority`);
     t.equal(onA.priority, pairPriority(a, b), 'which is G=A, D=B');
     // And the other way round when B controls.
-    const onA2 = new CandidatePair(aCand, bCand, false);
-    const onB2 = new CandidatePair(bCand, aCand, true);
+    const onA2 = pairOf(aCand, bCand, false);
+    const onB2 = pairOf(bCand, aCand, true);
     t.equal(onA2.priority, onB2.priority, 'roles swapped: still equal');
     t.equal(onA2.priority, pairPriority(b, a), 'which is G=B, D=A');
+    // priorityFor is the same computation from our side.
+    t.equal(priorityFor(a, b, true), pairPriority(a, b), 'priorityFor controlling: local is G');
+    t.equal(priorityFor(a, b, false), pairPriority(b, a), 'priorityFor controlled: remote is G');
   }
 });
 
-t.test('CandidatePair: fields and updatePriority on role change (§6.1.2.3, §7.3.1.1)', async (t) => {
-  const local = cand('10.0.0.1', 1000, 100, 'L');
-  const remote = cand('10.0.0.2', 2000, 50, 'R');
-  const p = new CandidatePair(local, remote, true);
+t.test('newPair: fields, and priorityFor on role change (§6.1.2.3, §6.1.2.6, §7.3.1.1)', async (t) => {
+  const localC = cand('10.0.0.1', 1000, 100, 'L');
+  const remoteC = cand('10.0.0.2', 2000, 50, 'R');
+  const local: LocalCand = { id: 7, transportId: 3, c: localC };
+  const remote: RemoteCand = { id: 8, c: remoteC, addedAt: 0 };
+  const p = newPair(42, 5, local, remote, true);
+  t.equal(p.id, 42);
+  t.equal(p.generation, 5, 'generation as given');
+  t.equal(p.localId, 7, 'names its local candidate by id');
+  t.equal(p.remoteId, 8, 'names its remote candidate by id');
   t.equal(p.state, 'frozen', 'a new pair starts Frozen (§6.1.2.6 step 1)');
   t.equal(p.foundation, 'L:R', 'pair foundation joins local and remote foundations');
   t.equal(p.component, 1);
+  t.equal(p.inChecklist, true, 'in the checklist');
   t.equal(p.valid, false);
   t.equal(p.nominated, false);
+  t.equal(p.nominating, false);
+  t.equal(p.nominateOnSuccess, false);
+  t.equal(p.validPairId, undefined);
+  t.equal(p.txKey, undefined);
+  t.equal(p.counters.requestsSent, 0, 'fresh counters');
   // Controlling: G = 100, D = 50 → 2^32*50 + 200 + 1.
   t.equal(p.priority, 50n * 4294967296n + 201n, 'controlling view');
-  p.updatePriority(false);
   // Controlled: G = 50 (remote), D = 100 → 2^32*50 + 200 + 0.
-  t.equal(p.priority, 50n * 4294967296n + 200n, 'after becoming controlled the tie bit is gone');
-  p.updatePriority(true);
-  t.equal(p.priority, 50n * 4294967296n + 201n, 'and back');
+  t.equal(priorityFor(localC.priority, remoteC.priority, false), 50n * 4294967296n + 200n, 'after becoming controlled the tie bit is gone');
+  t.equal(newPair(43, 5, local, remote, false).priority, 50n * 4294967296n + 200n, 'a pair built controlled has it too');
+  t.not(newPair(44, 5, local, remote, true).counters, p.counters, 'counters are not shared between pairs');
 
-  // The pair key uses the local base (§6.1.2.4).
-  const srflxLocal: Candidate = {
-    type: 'srflx', transport: 'udp', foundation: 'S', component: 1, priority: 40,
-    address: '203.0.113.5', port: 6000, base: { address: '10.0.0.1', port: 1000 },
+  // The pair key is the local base's transport and the remote address (§6.1.2.4): a local srflx candidate
+  // whose base is the host's transport gives the host pair's key.
+  const srflxLocal: LocalCand = {
+    id: 9, transportId: 3,
+    c: {
+      type: 'srflx', transport: 'udp', foundation: 'S', component: 1, priority: 40,
+      address: '203.0.113.5', port: 6000, base: { address: '10.0.0.1', port: 1000 },
+    },
   };
-  const q = new CandidatePair(srflxLocal, remote, true);
-  t.equal(q.key, p.key, 'same base and remote → same key as the host pair');
-  t.equal(q.key, pairKey({ address: '10.0.0.1', port: 1000 }, { address: '10.0.0.2', port: 2000 }));
-  t.not(pairKey({ address: '10.0.0.1', port: 1000 }, { address: '10.0.0.2', port: 2000 }),
-    pairKey({ address: '10.0.0.1', port: 100 }, { address: '0.0.0.2', port: 2000 }), 'no ambiguity between address and port');
-  t.not(pairKey({ address: '::1', port: 1000 }, { address: '::2', port: 2000 }),
-    pairKey({ address: '::1', port: 1000 }, { address: '::2', port: 200 }), 'IPv6 ports distinct');
+  const q = newPair(45, 5, srflxLocal, remote, true);
+  t.equal(q.key, p.key, 'same base transport and remote → same key as the host pair');
+  t.equal(q.key, pairKey(3, '10.0.0.2', 2000));
+  t.not(pairKey(3, '10.0.0.2', 2000), pairKey(4, '10.0.0.2', 2000), 'another local transport, another key');
+  t.not(pairKey(1, '10.0.0.2', 2000), pairKey(1, '10.0.0.2', 2001), 'another remote port, another key');
+  t.not(pairKey(1, '10.0.0.2', 2000), pairKey(1, '10.0.0.20', 200), 'no ambiguity between address and port');
+  t.not(pairKey(1, '::2', 2000), pairKey(1, '::2', 200), 'IPv6 ports distinct');
+  t.not(pairKey(1, '::2', 2000), pairKey(1, '::20', 200), 'IPv6: no ambiguity between address and port');
+  t.not(pairKey(11, '0.0.0.2', 2000), pairKey(1, '10.0.0.2', 2000), 'no ambiguity between transport id and address');
+});
 
-  // replaceRemote: foundation and priority follow the new remote.
-  const signalled = cand('10.0.0.2', 2000, 300, 'R2');
-  p.replaceRemote(signalled, true);
-  t.equal(p.foundation, 'L:R2', 'foundation updated');
-  t.equal(p.priority, 100n * 4294967296n + 600n, 'priority recomputed: MIN 100, MAX 300, G<D');
+t.test('describePair: both ends and the state, for logs', async (t) => {
+  const local: LocalCand = { id: 1, transportId: 1, c: cand('127.0.0.1', 5000, 100) };
+  const remote: RemoteCand = { id: 2, c: { ...cand('2001:db8::4', 6000, 50), type: 'srflx' }, addedAt: 0 };
+  const p = newPair(3, 0, local, remote, true);
+  t.equal(describePair(p, local, remote), 'host:127.0.0.1:5000 -> srflx:[2001:db8::4]:6000 (frozen)');
+  p.state = 'succeeded';
+  p.nominated = true;
+  t.equal(describePair(p, local, remote), 'host:127.0.0.1:5000 -> srflx:[2001:db8::4]:6000 (succeeded,nominated)');
+  t.equal(describePair(p, undefined, undefined), '? -> ? (succeeded,nominated)', 'unknown candidates do not throw');
 });
 
 // §6.1.2.5: the checklist is ordered by decreasing pair priority.
 t.test('byPriorityDesc orders highest first (§6.1.2.5)', async (t) => {
   const r = cand('10.0.0.9', 9, 1000);
-  const p1 = new CandidatePair(cand('10.0.0.1', 1, 10), r, true); // MIN 10
-  const p2 = new CandidatePair(cand('10.0.0.2', 2, 5000), r, true); // MIN 1000, MAX 5000
-  const p3 = new CandidatePair(cand('10.0.0.3', 3, 1000), r, true); // MIN 1000, MAX 1000
-  const p4 = new CandidatePair(cand('10.0.0.4', 4, 999), r, true); // MIN 999
+  const p1 = pairOf(cand('10.0.0.1', 1, 10), r); // MIN 10
+  const p2 = pairOf(cand('10.0.0.2', 2, 5000), r); // MIN 1000, MAX 5000
+  const p3 = pairOf(cand('10.0.0.3', 3, 1000), r); // MIN 1000, MAX 1000
+  const p4 = pairOf(cand('10.0.0.4', 4, 999), r); // MIN 999
   const sorted = [p1, p3, p4, p2].sort(byPriorityDesc);
-  t.strictSame(sorted.map((p) => p.local.port), [2, 3, 4, 1], 'by MIN, then MAX');
+  t.strictSame(sorted.map((p) => p.id), [p2.id, p3.id, p4.id, p1.id], 'by MIN, then MAX');
   t.equal(byPriorityDesc(p2, p2), 0, 'equal → 0');
   t.ok(byPriorityDesc(p2, p1) < 0, 'higher first');
   t.ok(byPriorityDesc(p1, p2) > 0, 'lower after');
   // Pairs whose priorities differ only beyond 2^53 precision are still ordered.
-  const x = new CandidatePair(cand('10.0.0.1', 1, 2130706431), cand('10.0.0.2', 2, 1694498815), true);
-  const y = new CandidatePair(cand('10.0.0.1', 1, 1694498815), cand('10.0.0.2', 2, 2130706431), true);
-  t.strictSame([y, x].sort(byPriorityDesc), [x, y], 'tie bit decides above 2^53');
+  const x = pairOf(cand('10.0.0.1', 1, 2130706431), cand('10.0.0.2', 2, 1694498815));
+  const y = pairOf(cand('10.0.0.1', 1, 1694498815), cand('10.0.0.2', 2, 2130706431));
+  t.strictSame([y, x].sort(byPriorityDesc).map((p) => p.id), [x.id, y.id], 'tie bit decides above 2^53');
 });

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { Agent } from '../lib/index.js';
 import {
-  LOOPBACK, makePair, exchangeCandidates, waitState, waitFor, closeAll, trackHandles,
+  LOOPBACK, makePair, exchangeCandidates, waitState, waitFor, closeAll, trackHandles, filteredNetwork,
 } from './helpers.js';
 
 const isStunSuccess = (b: Buffer) => b.length >= 20 && b[0] === 0x01 && b[1] === 0x01;
@@ -69,8 +69,9 @@ t.test('consent: responses stop → disconnected, resume → ready, stop for con
   const timers = { consentInterval: 40, disconnectedTimeout: 150, consentTimeout: 600 };
   const p = await makePair({ ...timers }, {}, 1, 1);
   // B's answers are dropped in-process when asked.
-  const b2 = new Agent({ ...LOOPBACK, ...timers, controllingMode: false }, {
-    sendFilter: (buf) => !(dropResponses && isStunSuccess(buf)),
+  const b2 = new Agent({
+    ...LOOPBACK, ...timers, controllingMode: false,
+    network: filteredNetwork((buf) => !(dropResponses && isStunSuccess(Buffer.from(buf)))),
   });
   await p.b.close();
   p.b = b2;
@@ -106,11 +107,12 @@ t.test('consent: responses stop → disconnected, resume → ready, stop for con
 t.test('with consent freshness off, keepalives are Binding indications every keepaliveInterval', async (t) => {
   let indications = 0;
   let seen: () => void = () => {};
-  const a = new Agent({ ...LOOPBACK, controllingMode: true, consentFreshness: false, keepaliveInterval: 30 }, {
-    sendFilter: (buf) => {
+  const a = new Agent({
+    ...LOOPBACK, controllingMode: true, consentFreshness: false, keepaliveInterval: 30,
+    network: filteredNetwork((buf) => {
       if (buf.length >= 2 && buf[0] === 0x00 && buf[1] === 0x11 && ++indications === 3) seen();
       return true;
-    },
+    }),
   });
   const b = new Agent({ ...LOOPBACK, controllingMode: false, consentFreshness: false });
   t.teardown(() => closeAll(a, b));

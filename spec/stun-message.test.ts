@@ -1,11 +1,17 @@
 import t from 'tap';
+import stun from 'stun';
+import { createHmac } from 'node:crypto';
 import { prng } from './helpers.js';
+import { InvalidArgumentError } from '../lib/errors.js';
 import {
   ATTR,
   BINDING_ERROR,
   BINDING_INDICATION,
   BINDING_REQUEST,
   BINDING_SUCCESS,
+  BindingRequestTemplate,
+  ICE_KNOWN_ATTRIBUTES,
+  TURN_METHOD,
   classOf,
   crc32,
   decodeStun,
@@ -13,16 +19,34 @@ import {
   encodeBindingIndication,
   encodeBindingRequest,
   encodeBindingSuccess,
+  encodeSendIndication,
+  encodeTurnRequest,
+  encodeUnknownAttributes,
+  findAttribute,
+  getAttributeValue,
+  getChannelNumber,
+  getData,
   getErrorCode,
+  getLifetime,
+  getNonce,
   getPriority,
+  getRealm,
   getTieBreaker,
   getUsername,
+  getXorAddressAttribute,
   getXorMappedAddress,
+  getXorPeerAddress,
+  getXorRelayedAddress,
   hasAttribute,
   isStunFrame,
+  longTermKey,
   methodOf,
+  newTransactionId,
+  normalizeAddress,
+  unknownComprehensionRequired,
   verifyFingerprint,
   verifyIntegrity,
+  type BindingRequestFields,
   type DecodedStun,
 } from '../lib/stun/message.js';
 import { retransmitWaits } from '../lib/stun/transaction.js';
@@ -373,4 +397,488 @@ t.test('retransmitWaits (RFC 8489 §6.2.1)', async (t) => {
   t.strictSame(retransmitWaits(300, 2, 300), [300, 300, 300], 'cap equal to the RTO');
   t.equal(retransmitWaits(500, 20, 1600).length, 21, 'one wait per transmission');
   t.strictSame(retransmitWaits(500, 3, 400), [400, 400, 400, 400], 'cap below the initial RTO wins');
+});
+
+// ---------------------------------------------------------------- the Binding fast path against references
+
+/** MESSAGE-INTEGRITY checked with node:crypto, independently of the codec: HMAC-SHA1 with the adjusted length (RFC 8489 §14.5). */
+function referenceIntegrity(buf: Buffer, key: Buffer | string): boolean {
+  const off = buf.length - 32; // our encoders put MESSAGE-INTEGRITY right before FINGERPRINT
+  const header = Buffer.from(buf.subarray(0, 20));
+  header.writeUInt16BE(off + 24 - 20, 2);
+  const mac = createHmac('sha1', key).update(header).update(buf.subarray(20, off)).digest();
+  return buf.readUInt16BE(off) === ATTR.MESSAGE_INTEGRITY && mac.equals(buf.subarray(off + 4, off + 24));
+}
+
+/** A check as the `stun` package encodes it (what encodeBindingRequest used before the fast path). */
+function stunPackageRequest(f: BindingRequestFields): Buffer {
+  const m = stun.createMessage(BINDING_REQUEST, f.transactionId);
+  m.addUsername(f.username);
+  m.addAttribute(ATTR.PRIORITY, f.priority >>> 0);
+  const tb = Buffer.alloc(8);
+  tb.writeBigUInt64BE(f.tieBreaker);
+  if (f.controlling) m.addIceControlling(tb);
+  else m.addIceControlled(tb);
+  if (f.useCandidate) m.addUseCandidate();
+  m.addMessageIntegrity(f.password);
+  m.addFingerprint();
+  return m.toBuffer();
+}
+
+/** A message from raw attributes, with MESSAGE-INTEGRITY by node:crypto (if `password`) and FINGERPRINT. */
+function handBuilt(type: number, attrs: [number, Buffer][], password?: string): Buffer {
+  const parts = attrs.map(([at, value]) => {
+    const a = Buffer.alloc(4 + ((value.length + 3) & ~3));
+    a.writeUInt16BE(at, 0);
+    a.writeUInt16BE(value.length, 2);
+    value.copy(a, 4);
+    return a;
+  });
+  const header = Buffer.alloc(20);
+  header.writeUInt16BE(type, 0);
+  header.writeUInt32BE(0x2112a442, 4);
+  RFC5769_TID.copy(header, 8);
+  let body = Buffer.concat([header, ...parts]);
+  if (password !== undefined) {
+    body.writeUInt16BE(body.length - 20 + 24, 2);
+    const mi = Buffer.alloc(24);
+    mi.writeUInt16BE(ATTR.MESSAGE_INTEGRITY, 0);
+    mi.writeUInt16BE(20, 2);
+    createHmac('sha1', password).update(body).digest().copy(mi, 4);
+    body = Buffer.concat([body, mi]);
+  }
+  body.writeUInt16BE(body.length - 20 + 8, 2);
+  const fp = Buffer.alloc(8);
+  fp.writeUInt16BE(ATTR.FINGERPRINT, 0);
+  fp.writeUInt16BE(4, 2);
+  fp.writeUInt32BE((crc32(body) ^ 0x5354554e) >>> 0, 4);
+  return Buffer.concat([body, fp]);
+}
+
+/** Inserts an attribute between MESSAGE-INTEGRITY and FINGERPRINT and recomputes FINGERPRINT, as an on-path attacker can. */
+function appendAfterIntegrity(buf: Buffer, type: number, value: Buffer): Buffer {
+  const attr = Buffer.alloc(4 + ((value.length + 3) & ~3));
+  attr.writeUInt16BE(type, 0);
+  attr.writeUInt16BE(value.length, 2);
+  value.copy(attr, 4);
+  const body = Buffer.concat([buf.subarray(0, buf.length - 8), attr]);
+  body.writeUInt16BE(body.length + 8 - 20, 2);
+  const fp = Buffer.alloc(8);
+  fp.writeUInt16BE(ATTR.FINGERPRINT, 0);
+  fp.writeUInt16BE(4, 2);
+  fp.writeUInt32BE((crc32(body) ^ 0x5354554e) >>> 0, 4);
+  return Buffer.concat([body, fp]);
+}
+
+t.test('encoders write what the stun package wrote, byte for byte (RFC 8445 §7.1.1, §7.3.1; RFC 8489 §14)', async (t) => {
+  const tid = hex('0102030405060708090a0b0c');
+  const diffs: string[] = [];
+  // Usernames of every length modulo 4 (padding), UTF-8, and the longest; passwords up to the 256 of an ice-pwd,
+  // past the 64-byte HMAC block (RFC 2104 §2 hashes those first).
+  for (const username of ['a:b', 'ab:c', 'abc:d', 'abcd:e', 'ü:é', 'abcdefgh:ijklmnop', `${'x'.repeat(256)}:${'y'.repeat(256)}`]) {
+    for (const password of ['p', 'abcdefghijklmnopqrstuv', 'p'.repeat(64), 'q'.repeat(65), 'r'.repeat(256)]) {
+      for (const controlling of [true, false]) {
+        for (const useCandidate of [true, false]) {
+          const f = { transactionId: tid, username, password, priority: 0xfffffffe, controlling, tieBreaker: 0xfedcba9876543210n, useCandidate };
+          const ours = encodeBindingRequest(f);
+          if (!ours.equals(stunPackageRequest(f))) diffs.push(`request ${username.length} ${password.length} ${controlling} ${useCandidate}`);
+          if (!referenceIntegrity(ours, password)) diffs.push(`request MI ${username.length} ${password.length}`);
+        }
+      }
+    }
+  }
+  for (const address of ['192.0.2.1', '0.0.0.0', '255.255.255.255', '2001:db8::1', '::', '::1', '::ffff:192.0.2.1', '2001:db8:1234:5678:11:2233:4455:6677', 'fe80::1:2']) {
+    const m = stun.createMessage(BINDING_SUCCESS, tid);
+    m.addXorAddress(address, 54321);
+    m.addMessageIntegrity('pw');
+    m.addFingerprint();
+    if (!encodeBindingSuccess(tid, address, 54321, 'pw').equals(m.toBuffer())) diffs.push(`success ${address}`);
+  }
+  for (const [code, reason, password] of [[487, 'Role Conflict', 'pw'], [400, 'Bad Request', undefined], [401, 'Unauthenticated', undefined], [300, 'x', undefined], [699, 'ab', 'k']] as const) {
+    const m = stun.createMessage(BINDING_ERROR, tid);
+    m.addError(code, reason);
+    if (password !== undefined) m.addMessageIntegrity(password);
+    m.addFingerprint();
+    if (!encodeBindingError(tid, code, reason, password).equals(m.toBuffer())) diffs.push(`error ${code}`);
+  }
+  const u = stun.createMessage(BINDING_ERROR, tid);
+  u.addError(420, 'Unknown Attribute');
+  u.addAttribute(ATTR.UNKNOWN_ATTRIBUTES, [0x0003, 0x7fff, 0x0004]);
+  u.addMessageIntegrity('pw');
+  u.addFingerprint();
+  if (!encodeUnknownAttributes(tid, [0x0003, 0x7fff, 0x0004], 'pw').equals(u.toBuffer())) diffs.push('420');
+  t.strictSame(diffs, [], 'no difference');
+  // Where the stun package was wrong: it left MESSAGE-INTEGRITY out for an empty key. The key is then empty,
+  // not absent (RFC 8489 §14.5 makes no exception); ICE passwords are never empty anyway (RFC 8839 §5.4).
+  const empty = encodeBindingRequest({ transactionId: tid, username: 'a:b', password: '', priority: 1, controlling: true, tieBreaker: 1n, useCandidate: false });
+  t.equal(verifyIntegrity(empty, ''), 'ok', 'empty password: MESSAGE-INTEGRITY keyed with the empty key');
+  t.ok(referenceIntegrity(empty, ''), '… as node:crypto computes it');
+});
+
+t.test('MESSAGE-INTEGRITY against node:crypto HMAC-SHA1 over every block boundary and key length (RFC 2104, RFC 8489 §14.5)', async (t) => {
+  const rnd = prng(0x51a1);
+  const int = (n: number) => Math.floor(rnd() * n);
+  const wrong: string[] = [];
+  let cases = 0;
+  // MESSAGE-INTEGRITY at every 4-byte offset from 20 to 300: the SHA-1 tail takes one block or two,
+  // after zero to five full blocks; keys from empty to past the 64-byte block, as strings and bytes.
+  for (let miOff = 20; miOff <= 300; miOff += 4) {
+    for (const keyLength of [0, 1, 20, 63, 64, 65, 130]) {
+      const buf = Buffer.alloc(miOff + 24 + 8);
+      for (let i = 20; i < miOff; i++) buf[i] = int(256);
+      buf.writeUInt16BE(BINDING_REQUEST, 0);
+      buf.writeUInt16BE(buf.length - 20, 2);
+      buf.writeUInt32BE(0x2112a442, 4);
+      for (let i = 8; i < 20; i++) buf[i] = int(256);
+      if (miOff > 20) {
+        buf.writeUInt16BE(0x8023, 20); // one comprehension-optional attribute fills the space before MESSAGE-INTEGRITY
+        buf.writeUInt16BE(miOff - 24, 22);
+      }
+      buf.writeUInt16BE(ATTR.MESSAGE_INTEGRITY, miOff);
+      buf.writeUInt16BE(20, miOff + 2);
+      const key = keyLength % 2 ? Buffer.from(Array.from({ length: keyLength }, () => int(256))) : 'k'.repeat(keyLength);
+      const header = Buffer.from(buf.subarray(0, 20));
+      header.writeUInt16BE(miOff + 4, 2);
+      createHmac('sha1', key).update(header).update(buf.subarray(20, miOff)).digest().copy(buf, miOff + 4);
+      cases++;
+      if (verifyIntegrity(buf, key) !== 'ok') wrong.push(`MI at ${miOff}, key ${keyLength}: not ok`);
+      // One flipped bit anywhere it covers (the length field aside: the HMAC rewrites it) must fail.
+      let flip = int(miOff - 2);
+      if (flip >= 2) flip += 2;
+      buf[flip]! ^= 1 << int(8);
+      if (verifyIntegrity(buf, key) === 'ok') wrong.push(`MI at ${miOff}, key ${keyLength}: ok after flipping a bit of byte ${flip}`);
+    }
+  }
+  t.equal(cases, 71 * 7);
+  t.strictSame(wrong, [], 'every case agrees with createHmac');
+});
+
+t.test('BindingRequestTemplate: the bytes of encodeBindingRequest, a new Buffer per build (RFC 8445 §7.1.1)', async (t) => {
+  const base = { username: 'remoteUfrag:localUfrag', password: 'remote-password-0123456', priority: 1853817087, tieBreaker: 0x0123456789abcdefn };
+  for (const controlling of [true, false]) {
+    for (const useCandidate of [true, false]) {
+      const f = { ...base, controlling, useCandidate };
+      const tpl = new BindingRequestTemplate(f);
+      const tid1 = newTransactionId();
+      const tid2 = newTransactionId();
+      const a = tpl.build(tid1);
+      const b = tpl.build(tid2);
+      t.ok(a.equals(encodeBindingRequest({ ...f, transactionId: tid1 })), `controlling=${controlling} useCandidate=${useCandidate}: same bytes as encodeBindingRequest`);
+      t.ok(b.equals(stunPackageRequest({ ...f, transactionId: tid2 })), '… and as the stun package');
+      t.equal(verifyIntegrity(b, f.password), 'ok');
+      t.equal(verifyFingerprint(b), 'ok');
+      const differ: number[] = [];
+      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) differ.push(i);
+      const miValue = a.length - 28;
+      t.ok(differ.every((i) => (i >= 8 && i < 20) || (i >= miValue && i < miValue + 20) || i >= a.length - 4),
+        'two builds differ only in the transaction id, the HMAC and the CRC');
+      t.ok(decoded(b).transactionId.equals(tid2));
+    }
+  }
+  const tpl = new BindingRequestTemplate({ ...base, controlling: true, useCandidate: false });
+  const tid = Buffer.from(RFC5769_TID);
+  const first = tpl.build(tid);
+  const kept = Buffer.from(first);
+  tid[0]! ^= 0xff; // the caller reuses its buffer
+  first.fill(0); // or scribbles on the one it got
+  const second = tpl.build(RFC5769_TID);
+  t.ok(second.equals(kept), 'builds share nothing: neither the caller\'s transaction id buffer nor the previous message');
+  t.not(second, first, 'a new Buffer each call');
+  t.throws(() => tpl.build(Buffer.alloc(11)), InvalidArgumentError, 'a transaction id is 12 bytes (RFC 8489 §5)');
+  t.throws(() => new BindingRequestTemplate({ ...base, username: 'u'.repeat(514), controlling: true, useCandidate: false }), InvalidArgumentError, 'USERNAME past 513 bytes');
+});
+
+t.test('encoders: padding, indications, arguments (RFC 8489 §6, §14, §14.8; RFC 8445 §11)', async (t) => {
+  const tid = hex('a1a2a3a4a5a6a7a8a9aaabac');
+  // Padding is zero on sending (RFC 8489 §14), though the encoders allocate from Node's unzeroed pool.
+  const padding = new Set<number>();
+  const disagree: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const f = { username: 'u'.repeat(1 + (i % 7)), password: 'pw', priority: 1, controlling: true, tieBreaker: 1n, useCandidate: false };
+    const req = encodeBindingRequest({ ...f, transactionId: tid });
+    for (const b of req.subarray(24 + f.username.length, 24 + ((f.username.length + 3) & ~3))) padding.add(b);
+    if (!new BindingRequestTemplate(f).build(tid).equals(req)) disagree.push(i);
+  }
+  t.strictSame([...padding], [0], 'USERNAME padding is zero bytes');
+  t.strictSame(disagree, [], 'template and direct encoder agree');
+  const err = encodeBindingError(tid, 401, 'Unauthenticated');
+  t.equal(err.readUInt16BE(22), 4 + 15, 'ERROR-CODE length counts the reason without padding');
+  t.strictSame([...err.subarray(20 + 4 + 4 + 15, 20 + 4 + 4 + 16)], [0], 'reason padded with a zero');
+  t.strictSame([...err.subarray(24, 28)], [0, 0, 4, 1], 'ERROR-CODE: reserved, class 4, number 1');
+
+  const i1 = encodeBindingIndication();
+  const i2 = encodeBindingIndication();
+  t.equal(i1.length, 28, 'header and FINGERPRINT only');
+  t.equal(i1.readUInt16BE(0), BINDING_INDICATION);
+  t.equal(verifyFingerprint(i1), 'ok');
+  t.notOk(i1.subarray(8, 20).equals(i2.subarray(8, 20)), 'a fresh transaction id each time');
+  const ids = new Set(Array.from({ length: 1000 }, () => newTransactionId().toString('hex')));
+  t.equal(ids.size, 1000, 'transaction ids do not repeat across pool refills');
+
+  t.throws(() => encodeBindingSuccess(Buffer.alloc(16), '192.0.2.1', 1, 'pw'), InvalidArgumentError, 'transaction id of 16 bytes');
+  t.throws(() => encodeBindingSuccess(tid, 'example.com', 1, 'pw'), InvalidArgumentError, 'not an IP address');
+  t.throws(() => encodeBindingSuccess(tid, '192.0.2.1', 65536, 'pw'), InvalidArgumentError, 'port out of range');
+  t.throws(() => encodeBindingError(tid, 200, 'OK'), InvalidArgumentError, 'error class 2 (RFC 8489 §14.8: 3–6)');
+  t.throws(() => encodeBindingError(tid, 400, 'r'.repeat(128)), InvalidArgumentError, 'reason of 128 characters');
+  t.strictSame(getXorMappedAddress(decoded(encodeBindingSuccess(tid, '2001:0DB8:0000:0000:0000:0000:0000:0001', 9, 'pw'))), { address: '2001:db8::1', port: 9 }, 'any IPv6 spelling is encoded');
+});
+
+// ---------------------------------------------------------------- review fixes
+
+// RFC 8489 §14.5: "With the exception of the MESSAGE-INTEGRITY-SHA256 and FINGERPRINT attributes, which appear after
+// MESSAGE-INTEGRITY, agents MUST ignore all other attributes that follow MESSAGE-INTEGRITY." §14.6: after
+// MESSAGE-INTEGRITY-SHA256 only FINGERPRINT.
+t.test('attributes after MESSAGE-INTEGRITY are ignored (RFC 8489 §14.5, §14.6)', async (t) => {
+  const password = 'remote-password-0123';
+  const check = encodeBindingRequest({
+    transactionId: RFC5769_TID, username: 'a:b', password, priority: 100, controlling: true, tieBreaker: 5n, useCandidate: false,
+  });
+  const forged = appendAfterIntegrity(check, ATTR.USE_CANDIDATE, Buffer.alloc(0));
+  const m = decoded(forged);
+  t.equal(verifyFingerprint(forged), 'ok', 'the attacker recomputed FINGERPRINT');
+  t.equal(verifyIntegrity(forged, password), 'ok', 'MESSAGE-INTEGRITY still verifies: it does not cover what follows it');
+  t.equal(hasAttribute(m, ATTR.USE_CANDIDATE), false, 'USE-CANDIDATE appended after MESSAGE-INTEGRITY is ignored');
+  t.equal(findAttribute(forged, ATTR.USE_CANDIDATE), -1, 'findAttribute does not see it either');
+  t.equal(hasAttribute(decoded(check), ATTR.USE_CANDIDATE), false, 'the original had none');
+
+  // Every getter: a request authenticated without PRIORITY, ICE-CONTROLLED, ERROR-CODE ..., those appended after.
+  const bare = stun.createMessage(BINDING_REQUEST, RFC5769_TID);
+  bare.addUsername('a:b');
+  bare.addMessageIntegrity(password);
+  bare.addFingerprint();
+  let x = bare.toBuffer();
+  x = appendAfterIntegrity(x, ATTR.PRIORITY, hex('7effffff'));
+  x = appendAfterIntegrity(x, ATTR.ICE_CONTROLLED, hex('0102030405060708'));
+  x = appendAfterIntegrity(x, ATTR.USERNAME, Buffer.from('evil:evil'));
+  x = appendAfterIntegrity(x, ATTR.ERROR_CODE, hex('00000401'));
+  x = appendAfterIntegrity(x, ATTR.XOR_MAPPED_ADDRESS, hex('0001a147e112a643'));
+  x = appendAfterIntegrity(x, 0x0013, Buffer.from('data')); // DATA
+  x = appendAfterIntegrity(x, 0x000d, hex('00000258')); // LIFETIME
+  x = appendAfterIntegrity(x, ATTR.REALM, Buffer.from('realm'));
+  x = appendAfterIntegrity(x, 0x0003, hex('00000000')); // comprehension-required, unknown to ICE
+  const mx = decoded(x);
+  t.equal(verifyIntegrity(x, password), 'ok');
+  t.equal(verifyFingerprint(x), 'ok');
+  t.equal(getUsername(mx), 'a:b', 'USERNAME: the one before MESSAGE-INTEGRITY');
+  t.equal(getPriority(mx), undefined, 'PRIORITY ignored');
+  t.equal(getTieBreaker(mx, ATTR.ICE_CONTROLLED), undefined, 'ICE-CONTROLLED ignored');
+  t.equal(getErrorCode(mx), undefined, 'ERROR-CODE ignored');
+  t.equal(getXorMappedAddress(mx), undefined, 'XOR-MAPPED-ADDRESS ignored');
+  t.equal(getData(mx), undefined, 'DATA ignored');
+  t.equal(getLifetime(mx), undefined, 'LIFETIME ignored');
+  t.equal(getRealm(mx), undefined, 'REALM ignored');
+  t.strictSame(unknownComprehensionRequired(mx, ICE_KNOWN_ATTRIBUTES), [], 'ignored, so not unknown either');
+
+  // What may follow: MESSAGE-INTEGRITY-SHA256 and FINGERPRINT; after MESSAGE-INTEGRITY-SHA256 only FINGERPRINT.
+  const sha = appendAfterIntegrity(check, ATTR.MESSAGE_INTEGRITY_SHA256, Buffer.alloc(32, 0xab));
+  t.ok(findAttribute(sha, ATTR.MESSAGE_INTEGRITY_SHA256) > findAttribute(sha, ATTR.MESSAGE_INTEGRITY), 'MESSAGE-INTEGRITY-SHA256 after MESSAGE-INTEGRITY counts');
+  t.equal(findAttribute(sha, ATTR.FINGERPRINT), sha.length - 8, 'FINGERPRINT counts');
+  t.equal(verifyFingerprint(sha), 'ok');
+  const afterSha = appendAfterIntegrity(appendAfterIntegrity(check, ATTR.MESSAGE_INTEGRITY_SHA256, Buffer.alloc(32)), ATTR.MESSAGE_INTEGRITY_SHA256, Buffer.alloc(32));
+  t.equal(findAttribute(afterSha, ATTR.MESSAGE_INTEGRITY_SHA256), findAttribute(sha, ATTR.MESSAGE_INTEGRITY_SHA256), 'a second MESSAGE-INTEGRITY-SHA256 is not the one found');
+  const twoMi = appendAfterIntegrity(check, ATTR.MESSAGE_INTEGRITY, Buffer.alloc(20));
+  t.equal(verifyIntegrity(twoMi, password), 'ok', 'a second MESSAGE-INTEGRITY is ignored: the first is checked');
+  // A message protected by MESSAGE-INTEGRITY-SHA256 alone: what follows it is ignored, MESSAGE-INTEGRITY included.
+  const shaOnly = hex(`00010040 2112a442 000102030405060708090a0b 001c0020 ${'00'.repeat(32)} 00250000 00080014 ${'00'.repeat(20)}`);
+  t.equal(hasAttribute(decoded(shaOnly), ATTR.USE_CANDIDATE), false, 'USE-CANDIDATE after MESSAGE-INTEGRITY-SHA256 ignored');
+  t.equal(verifyIntegrity(shaOnly, password), 'missing', 'so is a MESSAGE-INTEGRITY after it');
+});
+
+/** A Binding success with XOR-MAPPED-ADDRESS for the 16 address bytes given, xored by hand (RFC 8489 §14.2). */
+function handBuiltV6Response(addr: Buffer, port: number): Buffer {
+  const buf = Buffer.alloc(20 + 24);
+  buf.writeUInt16BE(BINDING_SUCCESS, 0);
+  buf.writeUInt16BE(24, 2);
+  buf.writeUInt32BE(0x2112a442, 4);
+  RFC5769_TID.copy(buf, 8);
+  buf.writeUInt16BE(ATTR.XOR_MAPPED_ADDRESS, 20);
+  buf.writeUInt16BE(20, 22);
+  buf[25] = 0x02;
+  buf.writeUInt16BE(port ^ 0x2112, 26);
+  for (let i = 0; i < 16; i++) buf[28 + i] = addr[i]! ^ buf[4 + i]!;
+  return buf;
+}
+
+t.test('XOR-MAPPED-ADDRESS IPv6 in canonical text (RFC 8489 §14.2, RFC 5952 §4)', async (t) => {
+  const m = decoded(SAMPLE_RESPONSE_V6);
+  t.strictSame(getXorMappedAddress(m), { address: '2001:db8:1234:5678:11:2233:4455:6677', port: 32853 }, 'RFC 5769 §2.3 vector');
+  t.strictSame(getXorAddressAttribute(m, ATTR.XOR_MAPPED_ADDRESS), { address: '2001:db8:1234:5678:11:2233:4455:6677', port: 32853, family: 'IPv6' });
+  const cases: [string, string][] = [
+    ['20010db8000000000000000000000001', '2001:db8::1'],
+    ['20010db8000000000001000000000001', '2001:db8::1:0:0:1'], // 2001:db8:0:0:1::1: two runs of two, the first compressed (§4.2.3)
+    ['00010000000000020000000000000003', '1:0:0:2::3'], // the longest run, not the first (§4.2.3)
+    ['00000000000100000000000000000000', '0:0:1::'], // the longest run at the end
+    ['20010db8000000010001000100010001', '2001:db8:0:1:1:1:1:1'], // a single zero group is not compressed (§4.2.2)
+    ['00000000000000000000ffffc0000201', '::ffff:192.0.2.1'], // IPv4-mapped: mixed notation (§5), as inet_ntop prints
+    ['00000000000000000000000000000000', '::'],
+    ['00000000000000000000000000000001', '::1'],
+    ['fe800000000000000000000000000000', 'fe80::'],
+    ['abcdef0000000000000000000000abcd', 'abcd:ef00::abcd'], // lower case, leading zeros dropped (§4.1, §4.3)
+  ];
+  for (const [bytes, want] of cases) {
+    t.strictSame(getXorMappedAddress(decoded(handBuiltV6Response(hex(bytes), 443))), { address: want, port: 443 }, `${bytes} → ${want}`);
+    t.strictSame(getXorMappedAddress(decoded(encodeBindingSuccess(RFC5769_TID, want, 443, 'pw'))), { address: want, port: 443 }, `${want} round-trips`);
+  }
+});
+
+t.test('normalizeAddress is canonicalIp (RFC 5952, as inet_ntop prints)', async (t) => {
+  t.equal(normalizeAddress('2001:DB8:0:0:1:0:0:1'), '2001:db8::1:0:0:1');
+  t.equal(normalizeAddress('2001:0db8:0000:0000:0000:0000:0000:0001'), '2001:db8::1');
+  t.equal(normalizeAddress('::ffff:192.0.2.1'), '::ffff:192.0.2.1', 'IPv4-mapped stays in mixed notation (Node gives datagram sources so)');
+  t.equal(normalizeAddress('::FFFF:C000:0201'), '::ffff:192.0.2.1', '… whichever way it was written');
+  t.equal(normalizeAddress('192.0.2.1'), '192.0.2.1');
+  t.equal(normalizeAddress('turn.example.com'), 'turn.example.com', 'not an IP address: unchanged');
+  t.equal(normalizeAddress('fe80::1%eth0'), 'fe80::1%eth0', 'zone ids are refused by canonicalIp: unchanged');
+  t.equal(normalizeAddress(''), '');
+});
+
+t.test('unknown comprehension-required attributes and the 420 response (RFC 8489 §6.3.1, §14.9)', async (t) => {
+  t.strictSame([...ICE_KNOWN_ATTRIBUTES].sort((a, b) => a - b),
+    [0x0001, 0x0006, 0x0008, 0x0009, 0x0014, 0x0015, 0x001c, 0x001d, 0x001e, 0x0020, 0x0024, 0x0025], 'the ICE set');
+  t.ok([...ICE_KNOWN_ATTRIBUTES].every((a) => a < 0x8000), 'all comprehension-required');
+  t.strictSame(unknownComprehensionRequired(decoded(SAMPLE_REQUEST), ICE_KNOWN_ATTRIBUTES), [], 'RFC 5769 §2.1: SOFTWARE and ICE-CONTROLLED are comprehension-optional');
+  const ours = encodeBindingRequest({ transactionId: RFC5769_TID, username: 'a:b', password: 'pw', priority: 1, controlling: true, tieBreaker: 1n, useCandidate: true });
+  t.strictSame(unknownComprehensionRequired(decoded(ours), ICE_KNOWN_ATTRIBUTES), [], 'our own check');
+  t.strictSame(unknownComprehensionRequired(decoded(ours), new Set()), [ATTR.USERNAME, ATTR.PRIORITY, ATTR.USE_CANDIDATE, ATTR.MESSAGE_INTEGRITY],
+    'knowing nothing: every comprehension-required attribute, never ICE-CONTROLLING or FINGERPRINT');
+
+  const req = handBuilt(BINDING_REQUEST, [
+    [ATTR.USERNAME, Buffer.from('a:b')],
+    [0x0003, hex('00000000')], // CHANGE-REQUEST (RFC 5780): not ICE
+    [0x7fff, hex('01')],
+    [0x0003, hex('00000000')], // twice: listed once
+    [0x8001, hex('02')], // comprehension-optional: never unknown
+  ], 'pw');
+  t.equal(verifyIntegrity(req, 'pw'), 'ok', 'hand-built request authenticates');
+  const m = decoded(appendAfterIntegrity(req, 0x0004, hex('00000000')));
+  t.strictSame(unknownComprehensionRequired(m, ICE_KNOWN_ATTRIBUTES), [0x0003, 0x7fff], 'unknown, each once, in order; 0x0004 after MESSAGE-INTEGRITY is ignored');
+
+  const res = encodeUnknownAttributes(m.transactionId, [0x0003, 0x7fff, 0x0004], 'pw');
+  const r = decoded(res);
+  t.equal(r.type, BINDING_ERROR, 'a Binding error response');
+  t.ok(r.transactionId.equals(RFC5769_TID), 'to the request');
+  t.strictSame(getErrorCode(r), { code: 420, reason: 'Unknown Attribute' });
+  t.strictSame(getAttributeValue(r, ATTR.UNKNOWN_ATTRIBUTES), hex('0003 7fff 0004'), 'UNKNOWN-ATTRIBUTES lists them');
+  const u = findAttribute(res, ATTR.UNKNOWN_ATTRIBUTES);
+  t.strictSame([...res.subarray(u + 10, u + 12)], [0, 0], 'padded with zeros (RFC 8489 §14.9), not by repeating a type');
+  t.equal(verifyIntegrity(res, 'pw'), 'ok', 'MESSAGE-INTEGRITY with the password');
+  t.ok(referenceIntegrity(res, 'pw'));
+  t.equal(verifyFingerprint(res), 'ok');
+  const plain = encodeUnknownAttributes(RFC5769_TID, [0x0003, 0x7fff]);
+  t.equal(verifyIntegrity(plain, 'pw'), 'missing', 'no password: no MESSAGE-INTEGRITY');
+  t.equal(verifyFingerprint(plain), 'ok');
+  t.strictSame(getAttributeValue(decoded(plain), ATTR.UNKNOWN_ATTRIBUTES), hex('0003 7fff'), 'an even count needs no padding');
+});
+
+/** Calls every reader on a buffer; throws whatever they throw. */
+function readEverything(buf: Buffer): DecodedStun | undefined {
+  const m = decodeStun(buf);
+  if (m) {
+    getPriority(m);
+    getUsername(m);
+    getTieBreaker(m, ATTR.ICE_CONTROLLING);
+    getTieBreaker(m, ATTR.ICE_CONTROLLED);
+    hasAttribute(m, ATTR.USE_CANDIDATE);
+    getXorMappedAddress(m);
+    getXorRelayedAddress(m);
+    getXorPeerAddress(m);
+    getErrorCode(m);
+    getRealm(m);
+    getNonce(m);
+    getData(m);
+    getLifetime(m);
+    getChannelNumber(m);
+    getAttributeValue(m, ATTR.UNKNOWN_ATTRIBUTES);
+    unknownComprehensionRequired(m, ICE_KNOWN_ATTRIBUTES);
+  }
+  verifyIntegrity(buf, 'pw');
+  verifyFingerprint(buf);
+  return m;
+}
+
+t.test('decodeStun never throws: 12,000 seeded random, truncated and lying inputs (RFC 8489 §6)', async (t) => {
+  const rnd = prng(0x8489);
+  const int = (n: number) => Math.floor(rnd() * n);
+  const randomBytes = (n: number) => Buffer.from(Array.from({ length: n }, () => int(256)));
+  const valid = [
+    SAMPLE_REQUEST, SAMPLE_RESPONSE_V4, SAMPLE_RESPONSE_V6,
+    encodeBindingRequest({ transactionId: RFC5769_TID, username: 'u:v', password: 'p', priority: 1, controlling: true, tieBreaker: 7n, useCandidate: true }),
+    encodeBindingSuccess(RFC5769_TID, '2001:db8::1', 1, 'pw'),
+    encodeBindingError(RFC5769_TID, 487, 'Role Conflict', 'pw'),
+    encodeUnknownAttributes(RFC5769_TID, [3, 5, 7]),
+    encodeBindingIndication(),
+    encodeTurnRequest(TURN_METHOD.ALLOCATE, RFC5769_TID, { requestedTransport: 17, lifetime: 600 },
+      { username: 'u', realm: 'r', nonce: 'n', key: longTermKey('u', 'r', 'p') }),
+    encodeSendIndication(RFC5769_TID, { address: '192.0.2.1', port: 9 }, Buffer.from('hello')),
+  ];
+  const attributeOffsets = (buf: Buffer) => {
+    const offs: number[] = [];
+    for (let off = 20; off + 4 <= buf.length; off += 4 + ((buf.readUInt16BE(off + 2) + 3) & ~3)) offs.push(off);
+    return offs;
+  };
+  const kinds = ['random', 'random with a header', 'truncated', 'lying message length', 'lying attribute length', 'random attributes'];
+  // Types the getters read, with values of random length: families, lengths and classes they must not trust.
+  const types = [...Object.values(ATTR), 0x000c, 0x000d, 0x0012, 0x0013, 0x0016, 0x0003, 0x7fff, 0xffff];
+  const accepted = new Array<number>(kinds.length).fill(0);
+  const errors: string[] = [];
+  const outside: string[] = [];
+  const N = 12_000;
+  for (let i = 0; i < N; i++) {
+    const kind = i % kinds.length;
+    const seed = valid[int(valid.length)]!;
+    let buf: Buffer;
+    switch (kind) {
+      case 0:
+        buf = randomBytes(int(160));
+        break;
+      case 1: // passes framing about half the time
+        buf = randomBytes(20 + 4 * int(30));
+        buf[0]! &= 0x3f;
+        buf.writeUInt32BE(0x2112a442, 4);
+        buf.writeUInt16BE(rnd() < 0.5 ? buf.length - 20 : int(0x10000), 2);
+        break;
+      case 2: // cut anywhere, length field untouched or fixed up
+        buf = Buffer.from(seed.subarray(0, int(seed.length)));
+        if (buf.length >= 20 && rnd() < 0.5) buf.writeUInt16BE(buf.length - 20, 2);
+        break;
+      case 3: { // the header length says more or less than there is
+        buf = Buffer.from(seed);
+        buf.writeUInt16BE(rnd() < 0.5 ? int(0x10000) : Math.max(0, seed.length - 20 + 4 * (int(5) - 2)), 2);
+        break;
+      }
+      case 4: { // one attribute's length is a lie
+        buf = Buffer.from(seed);
+        const offs = attributeOffsets(buf);
+        const off = offs[int(offs.length)];
+        if (off !== undefined) buf.writeUInt16BE([0, 1, 3, 0xffff, int(0x10000), buf.readUInt16BE(off + 2) + 4 * (int(3) - 1)][int(6)]! & 0xffff, off + 2);
+        break;
+      }
+      default: { // well-formed attributes of random types, lengths and values, before or after the seed's
+        const attrs: [number, Buffer][] = Array.from({ length: 1 + int(6) }, () => [types[int(types.length)]!, randomBytes(int(28))]);
+        const random = handBuilt(BINDING_REQUEST, attrs, rnd() < 0.5 ? 'pw' : undefined);
+        const body = rnd() < 0.5 ? [random.subarray(20), seed.subarray(20)] : [seed.subarray(20), random.subarray(20)];
+        buf = Buffer.concat([seed.subarray(0, 20), ...body]);
+        buf.writeUInt16BE(buf.length - 20, 2);
+      }
+    }
+    try {
+      const m = readEverything(buf);
+      if (m) {
+        accepted[kind]!++;
+        if (!isStunFrame(buf)) outside.push(`${buf.toString('hex')}: decoded but not framed`);
+        for (const off of attributeOffsets(buf)) {
+          if (off + 4 + buf.readUInt16BE(off + 2) > buf.length) outside.push(`${buf.toString('hex')}: attribute at ${off} overruns`);
+        }
+      }
+    } catch (e) {
+      if (errors.length < 3) errors.push(`${kinds[kind]} ${buf.toString('hex')}: ${String(e)}`);
+      else errors.length++;
+    }
+  }
+  t.equal(errors.length, 0, 'nothing threw', { errors: errors.slice(0, 3) });
+  t.strictSame(outside.slice(0, 3), [], 'whatever decodes is framed and has every attribute inside it');
+  // The inputs reach both outcomes (the counts are fixed by the seed): garbage is rejected, and the getters
+  // are run on thousands of accepted messages with hostile attribute values.
+  t.same(accepted.map((n) => n > 0), [false, true, true, true, true, true], `accepted per kind: ${kinds.map((k, i) => `${k} ${accepted[i]}`).join(', ')}`);
+  t.equal(accepted[5], N / kinds.length, 'well-formed random attributes are all accepted');
 });

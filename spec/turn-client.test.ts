@@ -22,6 +22,7 @@ import {
   TURN_METHOD,
   decodeStun,
   encodeSendIndication,
+  getNonce,
   getXorPeerAddress,
   longTermKey,
   messageType,
@@ -30,7 +31,8 @@ import {
   type DecodedStun,
 } from '../lib/stun/message.js';
 import { IceError, InvalidArgumentError, InvalidOptionError, InvalidStateError, TurnError } from '../lib/errors.js';
-import { Scheduler } from '../lib/scheduler.js';
+import { nodeNetwork } from '../lib/transport/node-network.js';
+import type { Network } from '../lib/transport/network.js';
 
 const LOCAL = '127.0.0.1';
 
@@ -135,7 +137,8 @@ t.test('TURN attributes in lib/stun/message.ts', async (t) => {
     t.ok(m, 'decodes');
     const p = getXorPeerAddress(m)!;
     t.equal(p.port, 40000);
-    t.equal(p.address, address === '::ffff:1.2.3.4' ? '::ffff:102:304' : address, `XOR-PEER-ADDRESS ${address}`);
+    // In canonical form (lib/transport/address.ts): IPv4-mapped in mixed notation, RFC 5952 §5.
+    t.equal(p.address, address, `XOR-PEER-ADDRESS ${address}`);
   }
 });
 
@@ -461,10 +464,7 @@ async function fakeUdpServer(answer: (req: DecodedStun, server: FakeServer) => v
 }
 
 const KEY = longTermKey('u', REALM, 'p');
-const nonceOf = (req: DecodedStun) => {
-  const a = req.msg.getAttribute(ATTR.NONCE);
-  return a ? Buffer.from(a.value as Buffer).toString() : undefined;
-};
+const nonceOf = (req: DecodedStun) => getNonce(req);
 
 for (const [code, meaning] of [[403, /forbidden/], [437, /allocation mismatch/], [441, /wrong credentials/], [508, /insufficient capacity/]] as const) {
   t.test(`fake server: ${code} → TurnError ${code}; garbage on the way is dropped and counted`, async (t) => {
@@ -476,7 +476,8 @@ for (const [code, meaning] of [[403, /forbidden/], [437, /allocation mismatch/],
       s.send(encodeChannelData(0x4abc, Buffer.from('?'), false)); // no such channel
       s.send(Buffer.from([0x40, 0x00, 0x00, 0x10, 1])); // ChannelData longer than the datagram
       s.send(response({ ...req, transactionId: Buffer.alloc(12) } as DecodedStun, 'error', (m) => m.addError(500, 'x'))); // unknown transaction
-      s.send(response(req, 'error', (m) => m.addError(code, 'Scripted')));
+      // Without MESSAGE-INTEGRITY it could be forged (over UDP it is dropped and the request retransmitted).
+      s.send(response(req, 'error', (m) => m.addError(code, 'Scripted'), KEY));
     });
     t.teardown(() => fake.close());
     const client = new TurnClient({ url: fake.url, username: 'u', password: 'p', localAddress: LOCAL, timeoutMs: 2000 });
@@ -580,9 +581,32 @@ t.test('options and arguments are checked', async (t) => {
   t.throws(() => new TurnClient({ url: 'turn:127.0.0.1', username: '', password: 'p' }), InvalidOptionError);
   t.throws(() => new TurnClient({ url: 'turn:127.0.0.1', username: 'u', password: 'p', timeoutMs: 0 }), InvalidOptionError);
   t.throws(() => new TurnClient({ url: 'turn:127.0.0.1', username: 'u', password: 'p', localAddress: 'localhost' }), InvalidOptionError);
-  const sched = new Scheduler();
-  t.teardown(() => sched.close());
-  const c = new TurnClient({ url: 'turn:127.0.0.1', username: 'u', password: 'p', scheduler: sched });
+  // A network that counts the client's timers (the scheduler option is gone): none armed before allocate(), none left after close().
+  let timers = 0;
+  const live = new Set<unknown>();
+  const counting: Network = {
+    now: () => nodeNetwork.now(),
+    setTimer: (fn, ms) => {
+      timers++;
+      const h = nodeNetwork.setTimer(() => {
+        live.delete(h);
+        fn();
+      }, ms);
+      live.add(h);
+      return h;
+    },
+    clearTimer: (h) => {
+      live.delete(h);
+      nodeNetwork.clearTimer(h);
+    },
+    randomBytes: (n) => nodeNetwork.randomBytes(n),
+    interfaces: () => nodeNetwork.interfaces(),
+    bindDatagram: (a, p) => nodeNetwork.bindDatagram(a, p),
+    connectStream: (o) => nodeNetwork.connectStream(o),
+    listenStream: (a, p) => nodeNetwork.listenStream(a, p),
+    lookup: (h, f) => nodeNetwork.lookup(h, f),
+  };
+  const c = new TurnClient({ url: 'turn:127.0.0.1', username: 'u', password: 'p', network: counting });
   t.equal(c.send(Buffer.from('x'), { address: LOCAL, port: 1 }), false, 'send before allocate is dropped');
   t.equal(c.stats.sendDropped, 1);
   await t.rejects(c.createPermission(LOCAL), InvalidStateError);
@@ -590,5 +614,6 @@ t.test('options and arguments are checked', async (t) => {
   await t.rejects(c.bindChannel({ address: LOCAL, port: 0 }), InvalidArgumentError);
   await c.close();
   await t.rejects(c.allocate(), InvalidStateError, 'no allocate after close');
-  t.equal(sched.size, 0, "a given scheduler is left open but holds none of the client's entries");
+  t.equal(timers, 0, 'no timer was armed for a client that never allocated');
+  t.equal(live.size, 0, "the client's timer is gone");
 });

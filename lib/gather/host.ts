@@ -2,9 +2,10 @@
  * Host candidate addresses (RFC 8445 §5.1.1.1): which local addresses the
  * agent gathers on, in the order it prefers them (RFC 8421).
  */
-import os from 'node:os';
 import { isIPv6 } from 'node:net';
-import { orderHostAddresses } from '../candidate.js';
+import { orderHostAddresses } from '../core/candidate.js';
+import { canonicalIp } from '../transport/address.js';
+import type { InterfaceAddress } from '../transport/network.js';
 
 export interface HostAddressPolicy {
   localAddresses: string[] | undefined;
@@ -22,18 +23,12 @@ export function isLinkLocalV6(address: string): boolean {
  * included only when listed there); otherwise every non-internal interface
  * address. IPv4-mapped and link-local IPv6 addresses are left out.
  */
-export function hostAddresses(policy: HostAddressPolicy, interfaces = os.networkInterfaces()): string[] {
+export function hostAddresses(policy: HostAddressPolicy, interfaces: readonly InterfaceAddress[]): string[] {
   let addrs: string[];
   if (policy.localAddresses) {
-    addrs = [...new Set(policy.localAddresses)];
+    addrs = policy.localAddresses.map((a) => canonicalIp(a) ?? a);
   } else {
-    addrs = [];
-    for (const list of Object.values(interfaces)) {
-      for (const ni of list ?? []) {
-        if (ni.internal) continue;
-        addrs.push(ni.address);
-      }
-    }
+    addrs = interfaces.filter((ni) => !ni.internal).map((ni) => canonicalIp(ni.address) ?? ni.address);
   }
   addrs = addrs.filter((a) => {
     const v6 = isIPv6(a);

@@ -2,59 +2,26 @@
  * A TURN client for one allocation (RFC 8656), the way an ICE agent uses it to
  * gather a relayed candidate and to send and receive through the relay.
  *
- * - Allocate (§7.1): REQUESTED-TRANSPORT UDP; the first answer is normally a
- *   401 challenge carrying REALM and NONCE, after which every request carries
- *   USERNAME, REALM, NONCE and MESSAGE-INTEGRITY keyed with
- *   MD5(username:realm:password) (the long-term credential mechanism,
- *   RFC 8489 §9.2). A 438 Stale Nonce is answered once with the new nonce.
- * - Refresh (§7.2) a little before the lifetime runs out; Refresh with
- *   LIFETIME 0 deallocates (§7.3) on close().
- * - CreatePermission (§9) per peer IP, refreshed before the 300 s permission
- *   lifetime ends; ChannelBind (§12) per peer transport address, refreshed
- *   before the 600 s channel lifetime ends.
- * - Data goes out in a ChannelData message when a channel is bound to the
- *   peer (§12.4), else in a Send indication (§11); it comes back in a Data
- *   indication or ChannelData, emitted as `data`.
- *
- * Transport to the server is UDP (requests retransmitted, RFC 8489 §6.2.1),
- * TCP or TLS (one transmission, one overall timeout, RFC 8489 §6.2.2; the
- * stream is framed as in §12.5). All timers are entries in a Scheduler, the
- * agent's when one is given.
+ * This is the thin I/O shell over the sans-I/O `Allocation` machine
+ * (lib/turn/allocation.ts), which holds the protocol: Allocate with the
+ * long-term credentials, refreshes, permissions, channels, data. The shell
+ * resolves the server's name, owns the UDP socket or the TCP/TLS connection
+ * (framed as in §12.5), drops packets that do not come from the server, keeps
+ * exactly one timer armed for the machine's next deadline, and turns the
+ * machine's events into EventEmitter events and promises. All its I/O goes
+ * through a `Network` (lib/transport/network.ts).
  */
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
-import tls from 'node:tls';
-import { lookup } from 'node:dns/promises';
 import createDebug from 'debug';
-import {
-  PROTOCOL_UDP,
-  TURN_METHOD,
-  decodeStun,
-  encodeSendIndication,
-  encodeTurnRequest,
-  getData,
-  getErrorCode,
-  getLifetime,
-  getNonce,
-  getRealm,
-  getXorMappedAddress,
-  getXorPeerAddress,
-  getXorRelayedAddress,
-  longTermKey,
-  newTransactionId,
-  normalizeAddress,
-  verifyFingerprint,
-  verifyIntegrity,
-  type DecodedStun,
-  type LongTermAuth,
-  type TurnRequestFields,
-} from '../stun/message.js';
-import { Transaction } from '../stun/transaction.js';
-import { Scheduler, type ScheduledTask } from '../scheduler.js';
-import { UdpTransport } from '../transport/udp.js';
 import { InvalidArgumentError, InvalidOptionError, InvalidStateError, TurnError } from '../errors.js';
+import { addressKey, canonicalIp, isV6, type TransportAddress } from '../transport/address.js';
+import type { DatagramSocket, Network, StreamSocket, TimerHandle } from '../transport/network.js';
+import { nodeNetwork } from '../transport/node-network.js';
 import { parseIceServerUrl, type IceServerUrl } from './url.js';
-import { MAX_CHANNEL, MIN_CHANNEL, StreamFramer, decodeChannelData, encodeChannelData } from './framing.js';
+import { StreamFramer } from './framing.js';
+import { Allocation, newTurnStats, type AllocationEvent, type AllocationIo, type TurnStats } from './allocation.js';
+
+export type { TurnStats } from './allocation.js';
 
 const debug = createDebug('ice-agent:turn');
 
@@ -68,8 +35,8 @@ export interface TurnClientOptions {
    * connection is made from it. Default: any address of the server's family.
    */
   localAddress?: string;
-  /** Timers are entries in this scheduler (the agent's); one is created if none is given. */
-  scheduler?: Scheduler;
+  /** Sockets, connections, name lookups, the clock and the timer come from here. Default: the host's (nodeNetwork). */
+  network?: Network;
   /** Bounds allocate() as a whole, and each later request. Default 3000 ms. */
   timeoutMs?: number;
   /** Initial retransmission timeout over UDP (RFC 8489 §6.2.1), doubled each time. Default 500 ms. */
@@ -110,33 +77,6 @@ export interface TurnAllocation {
   lifetime: number;
 }
 
-/** Counters. "Dropped" packets never throw; they are counted here. */
-export interface TurnStats {
-  /** Requests started (retransmissions not counted). */
-  requests: number;
-  retransmissions: number;
-  /** Responses matched to a request. */
-  responses: number;
-  /** 438 Stale Nonce answers retried with the new nonce. */
-  staleNonces: number;
-  /** Successful allocation refreshes (not counting the deallocation). */
-  allocationRefreshes: number;
-  permissionsInstalled: number;
-  permissionRefreshes: number;
-  channelsBound: number;
-  channelRefreshes: number;
-  sendIndications: number;
-  channelDataSent: number;
-  dataIndications: number;
-  channelDataReceived: number;
-  /** send() calls whose data was not sent (no allocation, queue full, permission refused). */
-  sendDropped: number;
-  /** Packets from the server that did not parse as STUN or ChannelData. */
-  malformed: number;
-  /** Well-formed packets that were not expected: unknown transaction, bad integrity, unknown channel, another source. */
-  unexpected: number;
-}
-
 export type TurnClientState = 'new' | 'allocating' | 'allocated' | 'closed';
 
 export interface TurnClientEvents {
@@ -161,104 +101,29 @@ export interface TurnClient {
 
 /** The connection to the server, whatever its transport. */
 interface Link {
-  readonly kind: 'udp' | 'tcp' | 'tls';
   readonly local: PeerAddress;
   send(buf: Buffer): void;
   close(): Promise<void>;
 }
 
-interface Pending {
-  method: number;
-  tx: Transaction;
-  /** Key the request was authenticated with: the response must verify with it. */
-  key: Buffer | undefined;
-  resolve(m: DecodedStun): void;
-  reject(err: Error): void;
-}
-
-interface Permission {
-  address: string;
-  installed: boolean;
-  promise: Promise<void>;
-  task: ScheduledTask | undefined;
-  /** Data sent before the permission was installed (the server would drop it, RFC 8656 §11.2). */
-  queue: Array<{ data: Buffer; port: number }>;
-}
-
-interface Channel {
-  number: number;
-  peer: PeerAddress;
-  bound: boolean;
-  promise: Promise<number>;
-  task: ScheduledTask | undefined;
-}
-
-const METHOD_NAMES: Record<number, string> = {
-  [TURN_METHOD.ALLOCATE]: 'Allocate',
-  [TURN_METHOD.REFRESH]: 'Refresh',
-  [TURN_METHOD.CREATE_PERMISSION]: 'CreatePermission',
-  [TURN_METHOD.CHANNEL_BIND]: 'ChannelBind',
-};
-
-/** What the error codes TURN clients meet mean (RFC 8489 §14.8, RFC 8656 §19). */
-const ERROR_MEANINGS: Record<number, string> = {
-  300: 'try alternate server (redirection is not supported)',
-  400: 'bad request',
-  401: 'unauthorized: wrong username or password',
-  403: 'forbidden',
-  420: 'unknown attribute',
-  437: 'allocation mismatch',
-  438: 'stale nonce',
-  440: 'address family not supported',
-  441: 'wrong credentials',
-  442: 'unsupported transport protocol',
-  443: 'peer address family mismatch',
-  486: 'allocation quota reached',
-  500: 'server error',
-  508: 'insufficient capacity',
-};
-
-/** Packets queued per peer IP while its permission is being installed. */
-const MAX_QUEUED = 64;
-
-const DEFAULTS = {
-  timeoutMs: 3000,
-  rto: 500,
-  refreshMarginMs: 60_000,
-  permissionRefreshMs: 240_000,
-  channelRefreshMs: 540_000,
-};
-
-/**
- * UDP retransmission waits, RFC 8489 §6.2.1: RTO, 2·RTO, 4·RTO …, at most Rc = 7
- * transmissions, cut so that they add up to `budget`.
- */
-function udpWaits(rto: number, budget: number): number[] {
-  const waits: number[] = [];
-  let left = budget;
-  let w = rto;
-  while (left > 0 && waits.length < 7) {
-    const x = Math.min(w, left);
-    waits.push(x);
-    left -= x;
-    w *= 2;
-  }
-  if (left > 0) waits[waits.length - 1]! += left;
-  return waits;
-}
-
-function peerKey(address: string, port: number): string {
-  return `${address}|${port}`;
+/** A promise with its settlers, and whether it is settled. */
+class Deferred<T> {
+  settled = false;
+  resolve!: (v: T) => void;
+  reject!: (e: Error) => void;
+  readonly promise = new Promise<T>((resolve, reject) => {
+    this.resolve = (v) => void ((this.settled = true), resolve(v));
+    this.reject = (e) => void ((this.settled = true), reject(e));
+  });
 }
 
 function checkPeer(argument: string, peer: PeerAddress): PeerAddress {
-  if (peer === null || typeof peer !== 'object' || net.isIP(peer.address) === 0) {
-    throw new InvalidArgumentError(argument, 'must be { address: <IP address>, port }');
-  }
+  const address = peer !== null && typeof peer === 'object' ? canonicalIp(peer.address) : undefined;
+  if (address === undefined) throw new InvalidArgumentError(argument, 'must be { address: <IP address>, port }');
   if (!Number.isInteger(peer.port) || peer.port < 1 || peer.port > 65535) {
     throw new InvalidArgumentError(argument, `port ${peer.port} is not in 1-65535`);
   }
-  return { address: normalizeAddress(peer.address), port: peer.port };
+  return { address, port: peer.port };
 }
 
 function positive(name: string, v: number | undefined, dflt: number): number {
@@ -271,50 +136,32 @@ export class TurnClient extends EventEmitter {
   /** The server URL as given. */
   readonly url: string;
   readonly server: Readonly<IceServerUrl>;
-  readonly stats: TurnStats = {
-    requests: 0,
-    retransmissions: 0,
-    responses: 0,
-    staleNonces: 0,
-    allocationRefreshes: 0,
-    permissionsInstalled: 0,
-    permissionRefreshes: 0,
-    channelsBound: 0,
-    channelRefreshes: 0,
-    sendIndications: 0,
-    channelDataSent: 0,
-    dataIndications: 0,
-    channelDataReceived: 0,
-    sendDropped: 0,
-    malformed: 0,
-    unexpected: 0,
-  };
+  /** Counters, shared with the allocation machine. */
+  readonly stats: TurnStats = newTurnStats();
 
   readonly #opts: TurnClientOptions;
+  readonly #net: Network;
   readonly #timeoutMs: number;
-  readonly #rto: number;
-  readonly #refreshMarginMs: number;
-  readonly #permissionRefreshMs: number;
-  readonly #channelRefreshMs: number;
-  readonly #sched: Scheduler;
-  readonly #ownScheduler: boolean;
-
   #state: TurnClientState = 'new';
-  #link: Link | undefined;
-  #serverIp: string | undefined;
-  #auth: LongTermAuth | undefined;
+  #machine: Allocation | undefined;
   #allocation: TurnAllocation | undefined;
-  #allocating: Promise<TurnAllocation> | undefined;
+  #link: Link | undefined;
+  /** Name lookup, bind or connect in flight (it cannot be cancelled: close() waits for it and releases what it gives). */
+  #setup: Promise<void> | undefined;
+  #setupDeadline = Infinity;
+  #setupStep = '';
+  /** A lookup, bind or connect is being awaited. */
+  #setupPending = false;
+  #allocating: Deferred<TurnAllocation> | undefined;
+  /** Why allocate() failed, for its rejection once the teardown is done. */
+  #failure: TurnError | undefined;
   #closing: Promise<void> | undefined;
-  #refreshTask: ScheduledTask | undefined;
-  #expiresAt = 0;
-  /** Every scheduler entry we own, so that close() can cancel them all. */
-  #tasks = new Set<ScheduledTask>();
-  #pending = new Map<string, Pending>();
-  #permissions = new Map<string, Permission>();
-  #channelsByPeer = new Map<string, Channel>();
-  #channelsByNumber = new Map<number, Channel>();
-  #nextChannel = MIN_CHANNEL;
+  #machineClosed: Deferred<void> | undefined;
+  /** The one timer, armed for the earliest of the setup deadline and the machine's next deadline. */
+  #timer: TimerHandle | undefined;
+  #timerAt = Infinity;
+  #permissionWaits = new Map<string, Deferred<void>>();
+  #channelWaits = new Map<string, Deferred<number>>();
 
   constructor(opts: TurnClientOptions) {
     super();
@@ -325,22 +172,21 @@ export class TurnClient extends EventEmitter {
     }
     if (typeof opts.username !== 'string' || opts.username === '') throw new InvalidOptionError('username', 'must be a non-empty string');
     if (typeof opts.password !== 'string') throw new InvalidOptionError('password', 'must be a string');
-    if (opts.localAddress !== undefined && net.isIP(opts.localAddress) === 0) {
+    if (opts.localAddress !== undefined && canonicalIp(opts.localAddress) === undefined) {
       throw new InvalidOptionError('localAddress', `"${opts.localAddress}" is not an IP address`);
     }
     if (opts.lifetime !== undefined && (!Number.isInteger(opts.lifetime) || opts.lifetime <= 0)) {
       throw new InvalidOptionError('lifetime', 'must be a positive whole number of seconds');
     }
+    if (opts.network !== undefined && (opts.network === null || typeof opts.network !== 'object')) {
+      throw new InvalidOptionError('network', 'must be a Network');
+    }
+    for (const name of ['rto', 'refreshMarginMs', 'permissionRefreshMs', 'channelRefreshMs'] as const) positive(name, opts[name], 1);
     this.url = opts.url;
     this.server = server;
     this.#opts = opts;
-    this.#timeoutMs = positive('timeoutMs', opts.timeoutMs, DEFAULTS.timeoutMs);
-    this.#rto = positive('rto', opts.rto, DEFAULTS.rto);
-    this.#refreshMarginMs = positive('refreshMarginMs', opts.refreshMarginMs, DEFAULTS.refreshMarginMs);
-    this.#permissionRefreshMs = positive('permissionRefreshMs', opts.permissionRefreshMs, DEFAULTS.permissionRefreshMs);
-    this.#channelRefreshMs = positive('channelRefreshMs', opts.channelRefreshMs, DEFAULTS.channelRefreshMs);
-    this.#ownScheduler = opts.scheduler === undefined;
-    this.#sched = opts.scheduler ?? new Scheduler();
+    this.#net = opts.network ?? nodeNetwork;
+    this.#timeoutMs = positive('timeoutMs', opts.timeoutMs, 3000);
   }
 
   /** Creates a client and allocates; on failure nothing is left open. */
@@ -366,206 +212,53 @@ export class TurnClient extends EventEmitter {
 
   /** The bound channel number for `peer`, if any. */
   channelFor(peer: PeerAddress): number | undefined {
-    const ch = this.#channelsByPeer.get(peerKey(normalizeAddress(peer.address), peer.port));
-    return ch?.bound ? ch.number : undefined;
+    return this.#machine?.channelFor(peer);
   }
 
   /** Whether a permission for `address` is installed on the server. */
   hasPermission(address: string): boolean {
-    return this.#permissions.get(normalizeAddress(address))?.installed === true;
+    return this.#machine?.hasPermission(address) === true;
   }
-
-  /* ---------------------------------------------------------------- *
-   * Allocate (RFC 8656 §7.1, §7.2)
-   * ---------------------------------------------------------------- */
 
   /**
    * Connects to the server and creates the allocation. Bounded by `timeoutMs`
-   * overall. Rejects with a TurnError; the client is then closed.
+   * overall. Rejects with a TurnError once the client has closed (while a
+   * TCP/TLS connect is still in flight, at once: close() then resolves when
+   * its socket is gone).
    */
   allocate(): Promise<TurnAllocation> {
-    if (this.#allocating) return this.#allocating;
+    if (this.#allocating) return this.#allocating.promise;
     if (this.#state !== 'new') return Promise.reject(new InvalidStateError(`TURN client is ${this.#state}`));
     this.#state = 'allocating';
-    this.#allocating = this.#allocate().catch(async (err: unknown) => {
-      await this.close();
-      throw err;
+    this.#allocating = new Deferred();
+    this.#setupDeadline = this.#net.now() + this.#timeoutMs;
+    this.#arm();
+    this.#setup = this.#connect().catch((err: unknown) => {
+      if (this.#state !== 'allocating') return;
+      this.#failure = err instanceof TurnError ? err : this.#error((err as Error).message);
+      void this.close();
     });
-    return this.#allocating;
+    return this.#allocating.promise;
   }
-
-  async #allocate(): Promise<TurnAllocation> {
-    const deadline = this.#sched.now() + this.#timeoutMs;
-    const left = () => {
-      const ms = deadline - this.#sched.now();
-      if (ms <= 0) throw this.#error(undefined, `Allocate: no success within ${this.#timeoutMs} ms`);
-      return ms;
-    };
-    await this.#connect(deadline);
-    const fields: TurnRequestFields = {
-      requestedTransport: PROTOCOL_UDP,
-      lifetime: this.#opts.lifetime,
-      software: this.#opts.software,
-    };
-    // The first Allocate goes without credentials: the server's 401 tells the realm and a nonce (RFC 8656 §7.1, RFC 8489 §9.2.3).
-    let res = await this.#transact(TURN_METHOD.ALLOCATE, fields, undefined, left());
-    let staleRetried = false;
-    for (;;) {
-      if (res.cls === 'success') break;
-      const err = getErrorCode(res);
-      if (err?.code === 401 && this.#auth === undefined) {
-        const realm = getRealm(res);
-        const nonce = getNonce(res);
-        if (realm === undefined || nonce === undefined) throw this.#error(401, 'Allocate: 401 challenge without REALM or NONCE');
-        this.#auth = { username: this.#opts.username, realm, nonce, key: longTermKey(this.#opts.username, realm, this.#opts.password) };
-        debug('%s: challenged, realm %s', this.url, realm);
-      } else if (err?.code === 438 && this.#auth !== undefined && !staleRetried) {
-        // Stale Nonce: retry once with the nonce this answer carries (RFC 8489 §9.2.5).
-        staleRetried = true;
-        this.#takeNonce(res);
-      } else {
-        // A 401 after credentials were sent means they are wrong (RFC 8489 §9.2.5).
-        throw this.#errorFromResponse('Allocate', res);
-      }
-      res = await this.#transact(TURN_METHOD.ALLOCATE, fields, this.#auth, left());
-    }
-    // close() may have come while the answer was on its way.
-    if (this.#state !== 'allocating') throw this.#error(undefined, 'Allocate: client closed');
-    const relayed = getXorRelayedAddress(res);
-    if (relayed === undefined) throw this.#error(undefined, 'Allocate: success response without XOR-RELAYED-ADDRESS');
-    const mapped = getXorMappedAddress(res);
-    // RFC 8656 §7.1: LIFETIME is in every success response; 600 s is the default should it be missing.
-    const lifetime = getLifetime(res) ?? 600;
-    this.#allocation = {
-      relayed: { address: relayed.address, port: relayed.port, family: relayed.family },
-      mapped: mapped && { address: normalizeAddress(mapped.address), port: mapped.port },
-      lifetime,
-    };
-    this.#state = 'allocated';
-    debug('%s: allocated %s:%d for %d s', this.url, relayed.address, relayed.port, lifetime);
-    this.#scheduleRefresh(lifetime);
-    return this.#allocation;
-  }
-
-  /** When to refresh: `refreshMarginMs` before expiry, but no later than half-way (RFC 8656 §7: refresh before it expires). */
-  #scheduleRefresh(lifetimeSec: number): void {
-    const ms = lifetimeSec * 1000;
-    this.#expiresAt = this.#sched.now() + ms;
-    this.#refreshTask?.cancel();
-    this.#refreshTask = this.#after(Math.max(ms - this.#refreshMarginMs, ms / 2), () => void this.#refreshAllocation());
-  }
-
-  async #refreshAllocation(): Promise<void> {
-    if (this.#state !== 'allocated') return;
-    let err: TurnError;
-    try {
-      const res = await this.#request(TURN_METHOD.REFRESH, { lifetime: this.#opts.lifetime }, this.#timeoutMs);
-      if (this.#state !== 'allocated') return;
-      if (res.cls === 'success') {
-        const lifetime = getLifetime(res) ?? this.#allocation!.lifetime;
-        this.#allocation!.lifetime = lifetime;
-        this.stats.allocationRefreshes++;
-        debug('%s: allocation refreshed for %d s', this.url, lifetime);
-        this.#scheduleRefresh(lifetime);
-        this.emit('refresh', 'allocation', lifetime);
-        return;
-      }
-      err = this.#errorFromResponse('Refresh', res);
-      // 437: the server no longer knows this allocation (RFC 8656 §7.3); nothing to retry.
-      if (err.stunCode === 437) return this.#lost(err);
-    } catch (e) {
-      if (this.#state !== 'allocated') return;
-      err = e as TurnError;
-    }
-    // Unanswered or refused for another reason: try again half-way to expiry while there is time.
-    const left = this.#expiresAt - this.#sched.now();
-    if (left > 2 * this.#timeoutMs) {
-      debug('%s: refresh failed (%s), retrying', this.url, err.message);
-      this.#refreshTask = this.#after(left / 2, () => void this.#refreshAllocation());
-    } else {
-      this.#lost(err);
-    }
-  }
-
-  /** The allocation is gone: report it and release everything. */
-  #lost(err: TurnError): void {
-    if (this.#state === 'closed') return;
-    debug('%s: allocation lost: %s', this.url, err.message);
-    // Say so before closing, so that listeners see 'failed' before 'close'.
-    const wasAllocated = this.#state === 'allocated';
-    this.#state = 'closed';
-    if (wasAllocated) this.emit('failed', err);
-    void this.#teardown(false);
-  }
-
-  /* ---------------------------------------------------------------- *
-   * Permissions (RFC 8656 §9) and channels (§12)
-   * ---------------------------------------------------------------- */
 
   /**
    * Installs a permission for a peer IP address (the port is ignored, §9) and
-   * keeps it refreshed. Resolves once installed; a second call for the same
-   * address returns the same promise.
+   * keeps it refreshed. Resolves once installed.
    */
   createPermission(peer: string | { address: string }): Promise<void> {
     const address = typeof peer === 'string' ? peer : peer?.address;
-    if (typeof address !== 'string' || net.isIP(address) === 0) {
-      return Promise.reject(new InvalidArgumentError('peer', 'must be an IP address'));
+    const ip = typeof address === 'string' ? canonicalIp(address) : undefined;
+    if (ip === undefined) return Promise.reject(new InvalidArgumentError('peer', 'must be an IP address'));
+    const m = this.#machine;
+    if (this.#state !== 'allocated' || m === undefined) return Promise.reject(new InvalidStateError(`TURN client is ${this.#state}, not allocated`));
+    if (m.hasPermission(ip)) return Promise.resolve();
+    let w = this.#permissionWaits.get(ip);
+    if (w === undefined) {
+      w = new Deferred();
+      this.#permissionWaits.set(ip, w);
+      this.#run((io) => m.permit(io, ip));
     }
-    if (this.#state !== 'allocated') return Promise.reject(new InvalidStateError(`TURN client is ${this.#state}, not allocated`));
-    const key = normalizeAddress(address);
-    const existing = this.#permissions.get(key);
-    if (existing) return existing.promise;
-    const perm: Permission = { address: key, installed: false, promise: Promise.resolve(), task: undefined, queue: [] };
-    perm.promise = this.#installPermission(perm);
-    this.#permissions.set(key, perm);
-    return perm.promise;
-  }
-
-  async #installPermission(perm: Permission): Promise<void> {
-    let res: DecodedStun;
-    try {
-      res = await this.#request(TURN_METHOD.CREATE_PERMISSION, { peer: { address: perm.address, port: 0 } }, this.#timeoutMs);
-      if (res.cls !== 'success') throw this.#errorFromResponse('CreatePermission', res);
-    } catch (err) {
-      // Forget it, so that a later call tries again; queued data is lost.
-      if (this.#permissions.get(perm.address) === perm) this.#permissions.delete(perm.address);
-      this.stats.sendDropped += perm.queue.length;
-      perm.queue = [];
-      throw err;
-    }
-    if (this.#state !== 'allocated') return;
-    this.#permissionInstalled(perm);
-  }
-
-  #permissionInstalled(perm: Permission): void {
-    if (!perm.installed) this.stats.permissionsInstalled++;
-    perm.installed = true;
-    this.#schedulePermissionRefresh(perm, this.#permissionRefreshMs);
-    const queued = perm.queue;
-    perm.queue = [];
-    for (const q of queued) this.#sendIndication(q.data, { address: perm.address, port: q.port });
-  }
-
-  #schedulePermissionRefresh(perm: Permission, ms: number): void {
-    perm.task?.cancel();
-    perm.task = this.#after(ms, () => void this.#refreshPermission(perm));
-  }
-
-  async #refreshPermission(perm: Permission): Promise<void> {
-    try {
-      const res = await this.#request(TURN_METHOD.CREATE_PERMISSION, { peer: { address: perm.address, port: 0 } }, this.#timeoutMs);
-      if (res.cls !== 'success') throw this.#errorFromResponse('CreatePermission', res);
-      if (this.#state !== 'allocated') return;
-      this.stats.permissionRefreshes++;
-      this.#schedulePermissionRefresh(perm, this.#permissionRefreshMs);
-      this.emit('refresh', 'permission', perm.address);
-    } catch (err) {
-      if (this.#state !== 'allocated') return;
-      // Try again soon: the permission lasts 300 s from the last success, well past one refresh interval's eighth.
-      this.#schedulePermissionRefresh(perm, Math.max(1000, this.#permissionRefreshMs / 8));
-      this.emit('refresh-failed', 'permission', err as TurnError);
-    }
+    return w.promise;
   }
 
   /**
@@ -580,76 +273,19 @@ export class TurnClient extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.#state !== 'allocated') return Promise.reject(new InvalidStateError(`TURN client is ${this.#state}, not allocated`));
-    const key = peerKey(p.address, p.port);
-    const existing = this.#channelsByPeer.get(key);
-    if (existing) return existing.promise;
-    const number = this.#freeChannel();
-    if (number === undefined) return Promise.reject(new InvalidStateError('no free TURN channel number'));
-    const ch: Channel = { number, peer: p, bound: false, promise: Promise.resolve(number), task: undefined };
-    ch.promise = this.#bind(ch);
-    this.#channelsByPeer.set(key, ch);
-    this.#channelsByNumber.set(number, ch);
-    return ch.promise;
-  }
-
-  #freeChannel(): number | undefined {
-    for (let i = 0; i <= MAX_CHANNEL - MIN_CHANNEL; i++) {
-      const n = this.#nextChannel;
-      this.#nextChannel = n === MAX_CHANNEL ? MIN_CHANNEL : n + 1;
-      if (!this.#channelsByNumber.has(n)) return n;
+    const m = this.#machine;
+    if (this.#state !== 'allocated' || m === undefined) return Promise.reject(new InvalidStateError(`TURN client is ${this.#state}, not allocated`));
+    const bound = m.channelFor(p);
+    if (bound !== undefined) return Promise.resolve(bound);
+    const key = addressKey(p.address, p.port);
+    let w = this.#channelWaits.get(key);
+    if (w === undefined) {
+      w = new Deferred();
+      this.#channelWaits.set(key, w);
+      this.#run((io) => m.bindChannel(io, p));
     }
-    return undefined;
+    return w.promise;
   }
-
-  async #bind(ch: Channel): Promise<number> {
-    try {
-      const res = await this.#request(TURN_METHOD.CHANNEL_BIND, { channel: ch.number, peer: ch.peer }, this.#timeoutMs);
-      if (res.cls !== 'success') throw this.#errorFromResponse('ChannelBind', res);
-    } catch (err) {
-      this.#channelsByPeer.delete(peerKey(ch.peer.address, ch.peer.port));
-      this.#channelsByNumber.delete(ch.number);
-      throw err;
-    }
-    if (this.#state !== 'allocated') return ch.number;
-    ch.bound = true;
-    this.stats.channelsBound++;
-    this.#scheduleChannelRefresh(ch, this.#channelRefreshMs);
-    // A ChannelBind also installs a permission for the peer's IP (§12.1), but
-    // that permission lasts 300 s while the channel lasts 600 s: keep it under
-    // the permission refresh timer too.
-    let perm = this.#permissions.get(ch.peer.address);
-    if (!perm) {
-      perm = { address: ch.peer.address, installed: false, promise: Promise.resolve(), task: undefined, queue: [] };
-      this.#permissions.set(perm.address, perm);
-    }
-    if (!perm.installed) this.#permissionInstalled(perm);
-    return ch.number;
-  }
-
-  #scheduleChannelRefresh(ch: Channel, ms: number): void {
-    ch.task?.cancel();
-    ch.task = this.#after(ms, () => void this.#refreshChannel(ch));
-  }
-
-  async #refreshChannel(ch: Channel): Promise<void> {
-    try {
-      const res = await this.#request(TURN_METHOD.CHANNEL_BIND, { channel: ch.number, peer: ch.peer }, this.#timeoutMs);
-      if (res.cls !== 'success') throw this.#errorFromResponse('ChannelBind', res);
-      if (this.#state !== 'allocated') return;
-      this.stats.channelRefreshes++;
-      this.#scheduleChannelRefresh(ch, this.#channelRefreshMs);
-      this.emit('refresh', 'channel', ch.number);
-    } catch (err) {
-      if (this.#state !== 'allocated') return;
-      this.#scheduleChannelRefresh(ch, Math.max(1000, this.#channelRefreshMs / 8));
-      this.emit('refresh-failed', 'channel', err as TurnError);
-    }
-  }
-
-  /* ---------------------------------------------------------------- *
-   * Data (RFC 8656 §11, §12.4)
-   * ---------------------------------------------------------------- */
 
   /**
    * Sends `data` to `peer` through the relay: ChannelData when a channel is
@@ -659,400 +295,280 @@ export class TurnClient extends EventEmitter {
    * if the data was dropped (no allocation, or the queue is full).
    */
   send(data: Buffer, peer: PeerAddress): boolean {
-    if (this.#state !== 'allocated' || this.#link === undefined) {
+    const m = this.#machine;
+    if (this.#state !== 'allocated' || m === undefined) {
       this.stats.sendDropped++;
       return false;
     }
     const p = checkPeer('peer', peer);
-    const ch = this.#channelsByPeer.get(peerKey(p.address, p.port));
-    if (ch?.bound) {
-      // Over TCP/TLS ChannelData must be padded to 4 bytes (§12.5).
-      this.#link.send(encodeChannelData(ch.number, data, this.#link.kind !== 'udp'));
-      this.stats.channelDataSent++;
-      return true;
-    }
-    let perm = this.#permissions.get(p.address);
-    if (perm?.installed) {
-      this.#sendIndication(data, p);
-      return true;
-    }
-    if (perm === undefined) {
-      this.createPermission(p.address).catch((err: Error) => debug('%s: permission for %s failed: %s', this.url, p.address, err.message));
-      perm = this.#permissions.get(p.address)!;
-    }
-    if (perm.queue.length >= MAX_QUEUED) {
-      this.stats.sendDropped++;
-      return false;
-    }
-    perm.queue.push({ data: Buffer.from(data), port: p.port });
-    return true;
+    let ok = false;
+    this.#run((io) => {
+      ok = m.send(io, data, p);
+    });
+    return ok;
   }
-
-  #sendIndication(data: Buffer, peer: PeerAddress): void {
-    if (this.#link === undefined) return;
-    this.#link.send(encodeSendIndication(newTransactionId(), peer, data));
-    this.stats.sendIndications++;
-  }
-
-  /* ---------------------------------------------------------------- *
-   * Close (RFC 8656 §7.3: Refresh with LIFETIME 0 deletes the allocation)
-   * ---------------------------------------------------------------- */
 
   /**
    * Deallocates (Refresh with LIFETIME 0, waiting at most min(timeoutMs, 1 s)
-   * for the answer), stops every timer and closes the socket or connection.
-   * Resolves when the handles are gone. Idempotent.
+   * for the answer), stops the timer and closes the socket or connection (a
+   * connect still in flight: once it completes). Resolves when the handles
+   * are gone. Idempotent.
    */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
-    const deallocate = this.#state === 'allocated';
+    const closing = new Deferred<void>();
+    this.#closing = closing.promise;
     this.#state = 'closed';
-    this.#closing = this.#teardown(deallocate);
-    return this.#closing;
-  }
-
-  #teardown(deallocate: boolean): Promise<void> {
-    if (this.#closing) return this.#closing;
-    this.#closing = (async () => {
-      // No refresh may start while we deallocate.
-      for (const t of this.#tasks) t.cancel();
-      this.#tasks.clear();
-      this.#refreshTask = undefined;
-      if (deallocate && this.#link !== undefined) {
-        try {
-          const res = await this.#transact(TURN_METHOD.REFRESH, { lifetime: 0 }, this.#auth, Math.min(this.#timeoutMs, 1000), true);
-          if (res.cls === 'error' && getErrorCode(res)?.code === 438) {
-            this.#takeNonce(res);
-            await this.#transact(TURN_METHOD.REFRESH, { lifetime: 0 }, this.#auth, Math.min(this.#timeoutMs, 1000), true);
-          }
-          debug('%s: deallocated', this.url);
-        } catch (err) {
-          debug('%s: deallocation unanswered: %s', this.url, (err as Error).message);
-        }
-      }
-      for (const t of this.#tasks) t.cancel();
-      this.#tasks.clear();
-      const closed = this.#error(undefined, 'client closed');
-      for (const [id, p] of this.#pending) {
-        this.#pending.delete(id);
-        p.tx.finish();
-        p.reject(closed);
-      }
-      for (const perm of this.#permissions.values()) this.stats.sendDropped += perm.queue.length;
-      this.#permissions.clear();
-      this.#channelsByPeer.clear();
-      this.#channelsByNumber.clear();
-      const link = this.#link;
-      this.#link = undefined;
-      if (link) await link.close();
-      if (this.#ownScheduler) this.#sched.close();
-      this.emit('close');
-    })();
-    return this.#closing;
-  }
-
-  /* ---------------------------------------------------------------- *
-   * Transactions
-   * ---------------------------------------------------------------- */
-
-  /** An authenticated request, retried once on 438 Stale Nonce; resolves with the success or error response. */
-  async #request(method: number, fields: TurnRequestFields, budgetMs: number): Promise<DecodedStun> {
-    const res = await this.#transact(method, fields, this.#auth, budgetMs);
-    if (res.cls === 'error' && getErrorCode(res)?.code === 438) {
-      this.#takeNonce(res);
-      return this.#transact(method, fields, this.#auth, budgetMs);
-    }
-    return res;
-  }
-
-  /** Takes the new NONCE (and REALM, if it changed) from a 438 answer, RFC 8489 §9.2.5. */
-  #takeNonce(res: DecodedStun): void {
-    const nonce = getNonce(res);
-    const realm = getRealm(res) ?? this.#auth!.realm;
-    if (nonce === undefined || this.#auth === undefined) return;
-    this.stats.staleNonces++;
-    this.#auth = {
-      ...this.#auth,
-      nonce,
-      realm,
-      key: realm === this.#auth.realm ? this.#auth.key : longTermKey(this.#opts.username, realm, this.#opts.password),
+    this.#setupDeadline = Infinity;
+    const d = this.#allocating;
+    const err = this.#failure ?? this.#error('Allocate: client closed');
+    const settle = () => {
+      if (d !== undefined && !d.settled) d.reject(err);
     };
-    debug('%s: stale nonce, retrying with the new one', this.url);
-  }
-
-  /**
-   * One STUN transaction: over UDP retransmitted (RTO doubling) within
-   * `budgetMs`, over TCP/TLS sent once (RFC 8489 §6.2.2) and timed out after
-   * `budgetMs`. Resolves with the response, success or error.
-   */
-  #transact(
-    method: number,
-    fields: TurnRequestFields,
-    auth: LongTermAuth | undefined,
-    budgetMs: number,
-    closing = false,
-  ): Promise<DecodedStun> {
-    const link = this.#link;
-    if (link === undefined || (this.#state === 'closed' && !closing)) {
-      return Promise.reject(this.#error(undefined, `${METHOD_NAMES[method]}: client closed`));
-    }
-    return new Promise((resolve, reject) => {
-      const tid = newTransactionId();
-      const id = tid.toString('hex');
-      const buf = encodeTurnRequest(method, tid, fields, auth);
-      const waits = link.kind === 'udp' ? udpWaits(this.#rto, budgetMs) : [budgetMs];
-      const tx: Transaction = new Transaction(id, waits, this.#sched, {
-        transmit: () => {
-          if (tx.attempts > 0) this.stats.retransmissions++;
-          link.send(buf);
-        },
-        timeout: () => {
-          this.#pending.delete(id);
-          reject(this.#error(undefined, `${METHOD_NAMES[method]}: no response within ${Math.round(budgetMs)} ms`));
-        },
-      });
-      this.#pending.set(id, { method, tx, key: auth?.key, resolve, reject });
-      this.stats.requests++;
-      tx.start();
+    // allocate() stays bounded by timeoutMs although a lookup or connect cannot be cancelled.
+    if (this.#setupPending) settle();
+    void this.#teardown().finally(() => {
+      settle();
+      closing.resolve();
     });
+    return closing.promise;
   }
 
-  /* ---------------------------------------------------------------- *
-   * Incoming packets
-   * ---------------------------------------------------------------- */
+  async #teardown(): Promise<void> {
+    const m = this.#machine;
+    if (m !== undefined) {
+      const done = new Deferred<void>();
+      this.#machineClosed = done;
+      this.#run((io) => m.close(io));
+      await done.promise;
+    }
+    await this.#setup;
+    this.#disarm();
+    const closed = this.#error('client closed');
+    for (const w of [...this.#permissionWaits.values(), ...this.#channelWaits.values()]) w.reject(closed);
+    this.#permissionWaits.clear();
+    this.#channelWaits.clear();
+    const link = this.#link;
+    this.#link = undefined;
+    if (link) await link.close();
+    this.emit('close');
+  }
 
-  /** A datagram (UDP) or a whole frame (TCP/TLS) from the server. Never throws on bad input. */
+  /* ---- Feeding the machine ---- */
+
+  /** Calls into the machine, then acts on its events and re-arms the timer. */
+  #run(fn: (io: AllocationIo) => void): void {
+    const events: AllocationEvent[] = [];
+    const link = this.#link;
+    fn({
+      now: this.#net.now(),
+      send: (data) => link?.send(data),
+      randomBytes: (n) => this.#net.randomBytes(n),
+      emit: (e) => events.push(e),
+    });
+    for (const e of events) this.#onEvent(e);
+    this.#arm();
+  }
+
+  #onEvent(e: AllocationEvent): void {
+    switch (e.type) {
+      case 'allocated':
+        if (this.#state !== 'allocating') return;
+        this.#state = 'allocated';
+        this.#allocation = { relayed: e.relayed, mapped: e.mapped, lifetime: e.lifetime };
+        debug('%s: allocated %s:%d for %d s', this.url, e.relayed.address, e.relayed.port, e.lifetime);
+        this.#allocating!.resolve(this.#allocation);
+        return;
+      case 'failed':
+        this.#failure = e.error;
+        void this.close();
+        return;
+      case 'lost':
+        debug('%s: allocation lost: %s', this.url, e.error.message);
+        // 'failed' after the state is closed and before 'close'.
+        void this.close();
+        this.emit('failed', e.error);
+        return;
+      case 'refresh':
+        if (e.kind === 'allocation' && this.#allocation) this.#allocation.lifetime = e.detail as number;
+        this.emit('refresh', e.kind, e.detail);
+        return;
+      case 'refresh-failed':
+        debug('%s: %s refresh failed: %s', this.url, e.kind, e.error.message);
+        this.emit('refresh-failed', e.kind, e.error);
+        return;
+      case 'permission': {
+        const w = this.#permissionWaits.get(e.address);
+        this.#permissionWaits.delete(e.address);
+        if (e.error) w?.reject(e.error);
+        else w?.resolve();
+        return;
+      }
+      case 'channel': {
+        const key = addressKey(e.peer.address, e.peer.port);
+        const w = this.#channelWaits.get(key);
+        this.#channelWaits.delete(key);
+        if (e.error) w?.reject(e.error);
+        else w?.resolve(e.channel!);
+        return;
+      }
+      case 'closed':
+        this.#machineClosed?.resolve();
+        return;
+    }
+  }
+
   #onPacket(buf: Buffer): void {
-    const kind = buf.length > 0 ? buf[0]! >> 6 : -1;
-    if (kind === 0) {
-      const m = decodeStun(buf);
-      if (m === undefined) {
-        this.stats.malformed++;
-        return;
-      }
-      this.#onStun(m);
-    } else if (kind === 1) {
-      const cd = decodeChannelData(buf);
-      if (cd === undefined) {
-        this.stats.malformed++;
-        return;
-      }
-      // Accepted while the ChannelBind is still pending, too: the server may send before its answer arrives.
-      const ch = this.#channelsByNumber.get(cd.channel);
-      if (ch === undefined) {
-        this.stats.unexpected++;
-        return;
-      }
-      this.stats.channelDataReceived++;
-      this.emit('data', cd.data, { address: ch.peer.address, port: ch.peer.port });
-    } else {
-      this.stats.malformed++;
-    }
+    const m = this.#machine;
+    if (m === undefined) return;
+    let got: { data: Buffer; peer: TransportAddress } | undefined;
+    this.#run((io) => {
+      got = m.receive(io, buf);
+    });
+    if (got) this.emit('data', got.data, { address: got.peer.address, port: got.peer.port });
   }
 
-  #onStun(m: DecodedStun): void {
-    if (verifyFingerprint(m.raw) === 'bad') {
-      this.stats.malformed++;
-      return;
-    }
-    if (m.cls === 'success' || m.cls === 'error') {
-      const id = m.transactionId.toString('hex');
-      const p = this.#pending.get(id);
-      if (p === undefined || p.method !== m.method) {
-        this.stats.unexpected++;
-        return;
-      }
-      if (p.key !== undefined && !this.#integrityAcceptable(m, p.key)) {
-        // A forged or corrupted answer must not end the transaction: keep waiting for the real one.
-        this.stats.unexpected++;
-        return;
-      }
-      this.#pending.delete(id);
-      p.tx.finish();
-      this.stats.responses++;
-      p.resolve(m);
-      return;
-    }
-    if (m.cls === 'indication' && m.method === TURN_METHOD.DATA && this.#state === 'allocated') {
-      // Data indication, RFC 8656 §11.4: XOR-PEER-ADDRESS and DATA, both required.
-      const peer = getXorPeerAddress(m);
-      const data = getData(m);
-      if (peer === undefined || data === undefined) {
-        this.stats.malformed++;
-        return;
-      }
-      this.stats.dataIndications++;
-      this.emit('data', data, { address: peer.address, port: peer.port });
-      return;
-    }
-    this.stats.unexpected++;
+  #linkClosed(reason: string): void {
+    const m = this.#machine;
+    if (m !== undefined) this.#run((io) => m.linkClosed(io, reason));
   }
 
-  /**
-   * RFC 8489 §9.2.5: a success response to an authenticated request must carry
-   * a MESSAGE-INTEGRITY that verifies with our key. 401 and 438 answers cannot
-   * (the server may no longer accept our key), and other errors are accepted
-   * unless their MESSAGE-INTEGRITY is present and wrong.
-   */
-  #integrityAcceptable(m: DecodedStun, key: Buffer): boolean {
-    const r = verifyIntegrity(m.raw, key);
-    if (m.cls === 'success') return r === 'ok';
-    const code = getErrorCode(m)?.code;
-    if (code === 401 || code === 438) return true;
-    return r !== 'bad';
+  #arm(): void {
+    const at = Math.min(this.#setupDeadline, this.#machine?.nextTimeout() ?? Infinity);
+    if (at === this.#timerAt) return;
+    this.#disarm();
+    if (at === Infinity) return;
+    this.#timerAt = at;
+    this.#timer = this.#net.setTimer(() => this.#onTimer(), Math.max(0, Math.ceil(at - this.#net.now())));
   }
 
-  /* ---------------------------------------------------------------- *
-   * Connection to the server
-   * ---------------------------------------------------------------- */
+  #disarm(): void {
+    if (this.#timer !== undefined) this.#net.clearTimer(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
 
-  async #connect(deadline: number): Promise<void> {
+  #onTimer(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    if (this.#state === 'allocating' && this.#net.now() >= this.#setupDeadline) {
+      this.#failure = this.#error(`timed out ${this.#setupStep} (${this.#timeoutMs} ms)`);
+      void this.close();
+      return;
+    }
+    const m = this.#machine;
+    if (m !== undefined) this.#run((io) => m.handleTimeout(io));
+    else this.#arm();
+  }
+
+  /* ---- Connection to the server ---- */
+
+  async #connect(): Promise<void> {
     const { host, port } = this.server;
-    const remaining = () => Math.max(0, deadline - this.#sched.now());
-    const ip = net.isIP(host) !== 0 ? host : await this.#deadline(lookup(host).then((r) => r.address), remaining(), `resolving ${host}`);
-    this.#serverIp = normalizeAddress(ip);
-    const family = net.isIPv6(ip) ? 6 : 4;
-    const local = this.#opts.localAddress;
-    if (this.server.transport === 'udp') {
-      let t: UdpTransport;
+    let ip = canonicalIp(host);
+    if (ip === undefined) {
+      this.#setupStep = `resolving ${host}`;
       try {
-        t = await UdpTransport.bind(local ?? (family === 6 ? '::' : '0.0.0.0'));
+        const found = await this.#pending(this.#net.lookup(host));
+        ip = canonicalIp(found) ?? found;
       } catch (err) {
-        throw this.#error(undefined, `cannot bind a UDP socket on ${local}: ${(err as Error).message}`);
+        throw this.#error(`cannot resolve ${host}: ${(err as Error).message}`);
       }
-      if (this.#state === 'closed') {
-        await t.close();
-        throw this.#error(undefined, 'client closed');
+      if (this.#state !== 'allocating') return;
+    }
+    const server: TransportAddress = { address: ip, port };
+    const local = this.#opts.localAddress;
+    let link: Link;
+    if (this.server.transport === 'udp') {
+      this.#setupStep = 'binding a UDP socket';
+      let sock: DatagramSocket;
+      try {
+        sock = await this.#pending(this.#net.bindDatagram(local ?? (isV6(ip) ? '::' : '0.0.0.0'), 0));
+      } catch (err) {
+        throw this.#error(`cannot bind a UDP socket on ${local ?? 'any address'}: ${(err as Error).message}`);
       }
-      t.onPacket((msg, rinfo) => {
+      if (this.#state !== 'allocating') return sock.close();
+      sock.onMessage((data, from) => {
         // Only the server may speak on this socket (the 5-tuple is the allocation's identity, §2.2).
-        if (rinfo.port !== port || normalizeAddress(rinfo.address) !== this.#serverIp) {
+        if (from.port !== port || from.address !== ip) {
           this.stats.unexpected++;
           return;
         }
-        this.#onPacket(msg);
+        this.#onPacket(data);
       });
-      this.#link = {
-        kind: 'udp',
-        local: { address: t.address, port: t.port },
-        send: (buf) => t.send(buf, port, ip),
-        close: () => t.close(),
-      };
-      return;
+      link = { local: sock.local, send: (buf) => void sock.send(buf, server), close: () => sock.close() };
+    } else {
+      const secure = this.server.secure;
+      this.#setupStep = `connecting over ${secure ? 'TLS' : 'TCP'}`;
+      let s: StreamSocket;
+      try {
+        s = await this.#pending(this.#net.connectStream({
+          remote: server,
+          ...(local !== undefined ? { local: { address: local } } : {}),
+          ...(secure ? {
+            tls: {
+              ca: this.#opts.ca,
+              rejectUnauthorized: this.#opts.rejectUnauthorized ?? true,
+              // SNI takes names only (RFC 6066 §3); an IP is checked against the certificate's IP SANs.
+              servername: this.#opts.servername ?? (canonicalIp(host) === undefined ? host : undefined),
+            },
+          } : {}),
+        }));
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        throw this.#error(e.code === 'ECONNREFUSED' ? 'connection refused' : secure ? `TLS: ${e.message}` : e.message);
+      }
+      // close() came while connecting: the connection must not outlive it.
+      if (this.#state !== 'allocating') return s.close();
+      const framer = new StreamFramer();
+      let broken = false;
+      s.onData((chunk) => {
+        if (broken) return;
+        if (!framer.push(chunk, (frame) => this.#onPacket(frame))) {
+          // Neither STUN nor ChannelData: the stream is out of step and cannot be resynchronised (§12.5).
+          broken = true;
+          this.stats.malformed++;
+          this.#linkClosed('stream out of sync, connection closed');
+          void s.close();
+        }
+      });
+      s.onClose(() => this.#linkClosed('connection closed by the server'));
+      link = { local: s.local, send: (buf) => void s.write(buf), close: () => s.close() };
     }
-    const secure = this.server.secure;
-    let pendingSocket: net.Socket | undefined;
-    const socket = await this.#deadline(
-      new Promise<net.Socket>((resolve, reject) => {
-        // tls.connect passes localAddress on to the TCP connection, though its typings do not list it.
-        const tlsOptions: tls.ConnectionOptions & { localAddress?: string } = {
-          host: ip,
-          port,
-          localAddress: local,
-          ca: this.#opts.ca,
-          rejectUnauthorized: this.#opts.rejectUnauthorized ?? true,
-          // SNI takes names only (RFC 6066 §3); an IP is checked against the certificate's IP SANs.
-          servername: this.#opts.servername ?? (net.isIP(host) === 0 ? host : undefined),
-        };
-        const s = secure ? tls.connect(tlsOptions) : net.connect({ host: ip, port, localAddress: local });
-        const onError = (err: Error) => reject(Object.assign(err, { socket: s }));
-        s.once('error', onError);
-        s.once(secure ? 'secureConnect' : 'connect', () => {
-          s.off('error', onError);
-          resolve(s);
-        });
-        pendingSocket = s;
-      }),
-      remaining(),
-      `connecting over ${secure ? 'TLS' : 'TCP'}`,
-    ).catch((err: Error & { code?: string }) => {
-      pendingSocket?.destroy();
-      if (err instanceof TurnError) throw err;
-      const why = err.code === 'ECONNREFUSED' ? 'connection refused' : secure ? `TLS: ${err.message}` : err.message;
-      throw this.#error(undefined, why);
-    });
-    if (this.#state === 'closed') {
-      socket.destroy();
-      throw this.#error(undefined, 'client closed');
+    const budget = this.#setupDeadline - this.#net.now();
+    this.#link = link;
+    if (budget <= 0) throw this.#error(`timed out ${this.#setupStep} (${this.#timeoutMs} ms)`);
+    this.#setupDeadline = Infinity;
+    const o = this.#opts;
+    const m = new Allocation({
+      url: this.url,
+      server,
+      transport: this.server.secure ? 'tls' : this.server.transport,
+      username: o.username,
+      password: o.password,
+      timeoutMs: this.#timeoutMs,
+      rto: o.rto,
+      lifetime: o.lifetime,
+      refreshMarginMs: o.refreshMarginMs,
+      permissionRefreshMs: o.permissionRefreshMs,
+      channelRefreshMs: o.channelRefreshMs,
+      software: o.software,
+    }, this.stats);
+    this.#machine = m;
+    this.#run((io) => m.start(io, budget));
+  }
+
+  /** Awaits one setup step, noting that it is in flight. */
+  async #pending<T>(p: Promise<T>): Promise<T> {
+    this.#setupPending = true;
+    try {
+      return await p;
+    } finally {
+      this.#setupPending = false;
     }
-    socket.setNoDelay(true);
-    const framer = new StreamFramer();
-    const gone = new Promise<void>((resolve) => socket.once('close', () => setImmediate(() => setImmediate(resolve))));
-    socket.on('data', (chunk: Buffer) => {
-      const ok = framer.push(chunk, (frame) => this.#onPacket(frame));
-      if (!ok) {
-        // Neither STUN nor ChannelData: the stream is out of step and cannot be resynchronised.
-        this.stats.malformed++;
-        socket.destroy();
-      }
-    });
-    socket.on('error', (err) => debug('%s: connection error: %s', this.url, err.message));
-    socket.on('close', () => {
-      if (this.#state === 'allocated') {
-        this.#lost(this.#error(undefined, 'connection closed by the server: allocation lost'));
-      }
-      // Pending requests cannot be answered any more.
-      for (const [id, p] of this.#pending) {
-        this.#pending.delete(id);
-        p.tx.finish();
-        p.reject(this.#error(undefined, `${METHOD_NAMES[p.method]}: connection closed`));
-      }
-    });
-    this.#link = {
-      kind: secure ? 'tls' : 'tcp',
-      local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
-      send: (buf) => {
-        if (!socket.destroyed) socket.write(buf);
-      },
-      close: () => {
-        socket.destroy();
-        return gone;
-      },
-    };
   }
 
-  /** Races `p` against the remaining time; the timer is a scheduler entry. */
-  #deadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const task = this.#after(ms, () => reject(this.#error(undefined, `timed out ${what} (${this.#timeoutMs} ms)`)));
-      p.then(
-        (v) => {
-          task.cancel();
-          this.#tasks.delete(task);
-          resolve(v);
-        },
-        (e: unknown) => {
-          task.cancel();
-          this.#tasks.delete(task);
-          reject(e);
-        },
-      );
-    });
-  }
-
-  /* ---------------------------------------------------------------- *
-   * Helpers
-   * ---------------------------------------------------------------- */
-
-  /** A scheduler entry we remember, so that teardown cancels it. */
-  #after(ms: number, fn: () => void): ScheduledTask {
-    const task: ScheduledTask = this.#sched.after(ms, () => {
-      this.#tasks.delete(task);
-      fn();
-    });
-    this.#tasks.add(task);
-    return task;
-  }
-
-  #error(code: number | undefined, reason: string): TurnError {
-    return new TurnError(this.url, code, reason);
-  }
-
-  #errorFromResponse(method: string, res: DecodedStun): TurnError {
-    const e = getErrorCode(res);
-    if (e === undefined) return this.#error(undefined, `${method}: error response without ERROR-CODE`);
-    const meaning = ERROR_MEANINGS[e.code] ?? 'error';
-    const said = e.reason.trim();
-    return this.#error(e.code, `${method} failed: ${meaning}${said ? ` (server said "${said}")` : ''}`);
+  #error(reason: string): TurnError {
+    return new TurnError(this.url, undefined, reason);
   }
 }

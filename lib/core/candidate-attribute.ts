@@ -9,10 +9,9 @@
  *                         *(SP cand-extension)
  */
 import { isIPv6 } from 'node:net';
-import type { Candidate, CandidateType, TcpType, TransportProtocol } from './candidate.js';
-import { CandidateParseError } from './errors.js';
+import type { Candidate, TcpType } from './candidate.js';
+import { CandidateParseError } from '../errors.js';
 
-const CAND_TYPES: readonly string[] = ['host', 'srflx', 'prflx', 'relay'];
 const TCP_TYPES: readonly string[] = ['active', 'passive', 'so'];
 /** Names the grammar gives a fixed place; as extension names they would be ambiguous. */
 const RESERVED: readonly string[] = ['typ', 'raddr', 'rport', 'tcptype'];
@@ -63,8 +62,18 @@ function checkAddress(address: string | undefined, field: string, input: string)
   return fail(field, input, `"${address}" is not an IPv4, IPv6 or FQDN address`);
 }
 
+/** Whether `address` is a valid connection-address (IPv4, IPv6 or FQDN) of the grammar. */
+export function isConnectionAddress(address: string): boolean {
+  try {
+    checkAddress(address, 'address', address);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** RFC 6544 §4.5: only an active TCP candidate, which never receives connections, may have port 0 (or 9). */
-function checkPort(port: number, transport: TransportProtocol, tcpType: TcpType | undefined, input: string): void {
+function checkPort(port: number, transport: string, tcpType: TcpType | undefined, input: string): void {
   if (port === 0 && !(transport === 'tcp' && tcpType === 'active')) {
     fail('port', input, 'port 0 is only allowed for tcptype active');
   }
@@ -85,25 +94,28 @@ export function parseCandidate(input: string): Candidate {
   const foundation = head.slice('candidate:'.length);
   if (!FOUNDATION.test(foundation)) fail('foundation', input, `"${foundation}" is not 1-32 of ALPHA / DIGIT / "+" / "/"`);
   const component = parseNumber(tokens.shift(), 3, 1, 256, 'component', input);
-  const transportToken = tokens.shift()?.toLowerCase();
-  if (transportToken !== 'udp' && transportToken !== 'tcp') fail('transport', input, 'must be UDP or TCP');
-  const transport: TransportProtocol = transportToken;
+  // transport = "UDP" / transport-extension (a token, e.g. RFC 6544's TCP): extensions parse.
+  const transportToken = tokens.shift();
+  if (transportToken === undefined || !TOKEN.test(transportToken)) fail('transport', input, 'missing or not a token');
+  const transport = transportToken.toLowerCase();
   const priority = parseNumber(tokens.shift(), 10, 1, 0xffffffff, 'priority', input);
   const address = checkAddress(tokens.shift(), 'address', input);
   const port = parseNumber(tokens.shift(), 5, 0, 65535, 'port', input);
   if (tokens.shift()?.toLowerCase() !== 'typ') fail('typ', input, 'expected "typ" after the port');
-  const type = tokens.shift()?.toLowerCase();
-  if (type === undefined || !CAND_TYPES.includes(type)) fail('typ', input, 'must be host, srflx, prflx or relay');
+  // candidate-types = "host" / "srflx" / "prflx" / "relay" / token: unknown types parse too.
+  const typeToken = tokens.shift();
+  if (typeToken === undefined || !TOKEN.test(typeToken)) fail('typ', input, 'missing or not a token');
+  const type = typeToken.toLowerCase();
 
-  const c: Candidate = { type: type as CandidateType, transport, foundation, component, priority, address, port };
-  // rel-addr and rel-port come as a pair: one without the other gives no usable address.
+  const c: Candidate = { type, transport, foundation, component, priority, address, port };
+  // [SP rel-addr] [SP rel-port]: each is optional on its own in the grammar.
   if (tokens[0]?.toLowerCase() === 'raddr') {
     tokens.shift();
     c.relatedAddress = checkAddress(tokens.shift(), 'raddr', input);
-    if (tokens.shift()?.toLowerCase() !== 'rport') fail('rport', input, 'raddr must be followed by rport');
+  }
+  if (tokens[0]?.toLowerCase() === 'rport') {
+    tokens.shift();
     c.relatedPort = parseNumber(tokens.shift(), 5, 0, 65535, 'rport', input);
-  } else if (tokens[0]?.toLowerCase() === 'rport') {
-    fail('rport', input, 'rport without raddr');
   }
 
   const extensions: Array<[string, string]> = [];
@@ -138,18 +150,17 @@ export function serializeCandidate(c: Candidate, opts: { prefix?: boolean } = {}
   const input = `candidate:${c.foundation}`;
   if (typeof c.foundation !== 'string' || !FOUNDATION.test(c.foundation)) fail('foundation', input, 'invalid foundation');
   checkRange(c.component, 1, 256, 'component', input);
-  if (c.transport !== 'udp' && c.transport !== 'tcp') fail('transport', input, 'must be udp or tcp');
+  if (typeof c.transport !== 'string' || !TOKEN.test(c.transport)) fail('transport', input, 'must be a token (udp, tcp ...)');
   checkRange(c.priority, 1, 0xffffffff, 'priority', input);
   const address = checkAddress(c.address, 'address', input);
   checkRange(c.port, 0, 65535, 'port', input);
-  if (!CAND_TYPES.includes(c.type)) fail('typ', input, 'must be host, srflx, prflx or relay');
+  if (typeof c.type !== 'string' || !TOKEN.test(c.type)) fail('typ', input, 'must be a token (host, srflx, prflx, relay ...)');
 
   const parts = [input, c.component, c.transport, c.priority, address, c.port, 'typ', c.type];
-  if (c.relatedAddress !== undefined || c.relatedPort !== undefined) {
-    if (c.relatedAddress === undefined) fail('raddr', input, 'relatedPort without relatedAddress');
-    if (c.relatedPort === undefined) fail('rport', input, 'relatedAddress without relatedPort');
+  if (c.relatedAddress !== undefined) parts.push('raddr', checkAddress(c.relatedAddress, 'raddr', input));
+  if (c.relatedPort !== undefined) {
     checkRange(c.relatedPort, 0, 65535, 'rport', input);
-    parts.push('raddr', checkAddress(c.relatedAddress, 'raddr', input), 'rport', c.relatedPort);
+    parts.push('rport', c.relatedPort);
   }
   if (c.transport === 'tcp') {
     if (c.tcpType === undefined || !TCP_TYPES.includes(c.tcpType)) fail('tcptype', input, 'TCP candidate needs tcpType');

@@ -1,0 +1,423 @@
+/**
+ * Connectivity checks, the STUN usage of RFC 8445 §7: sending checks and
+ * consent requests with their retransmissions (§7.2.4, RFC 7675 §5.1),
+ * answering incoming checks (§7.3) and processing responses (§7.2.5). What a
+ * valid or nominated pair means for its component is lib/core/selection.ts.
+ */
+import { formatAddress, type TransportAddress } from '../transport/address.js';
+import {
+  ATTR, type DecodedStun, ICE_KNOWN_ATTRIBUTES, encodeBindingError, encodeBindingRequest, encodeBindingSuccess,
+  encodeUnknownAttributes, findAttribute, getErrorCode, getPriority, getTieBreaker, getUsername, getXorMappedAddress,
+  hasAttribute, unknownComprehensionRequired, verifyIntegrity,
+} from '../stun/message.js';
+import { computePriority, foundationKey, foundationOf, localPreferenceOf } from './candidate.js';
+import { insertPair, markSucceeded, pairByKey, pairById, updateStates, addPair } from './checklist.js';
+import {
+  type Ctx, authorize, debug, emit, findLocal, findRemote, nextId, pairCandidates, randomIceString, streamSet,
+} from './context.js';
+import { newPair, pairKey, describePair } from './pair.js';
+import { consentResponse } from './consent.js';
+import { transmitVia } from './relay.js';
+import { isDone, pairFailed, pairValid, pairsAdded, switchRole } from './selection.js';
+import type { CheckKind, CheckTx, ComponentData, Credentials, Pair, StreamData, TransportRecord } from './state.js';
+
+/** The credentials a pair's checks use: its generation's (the old selected pair keeps the old ones during a restart, §9). */
+function credentialsOf(s: StreamData, pair: Pair): { local: Credentials; remote: Credentials } | undefined {
+  const local = pair.generation === s.generation ? s.local : s.previousLocal;
+  const remote = pair.generation === s.generation ? s.remote : s.previousRemote;
+  return local && remote ? { local, remote } : undefined;
+}
+
+/**
+ * Sends a connectivity check (§7.2.4: USERNAME, PRIORITY, the role and
+ * tie-breaker, USE-CANDIDATE when the role says so, MESSAGE-INTEGRITY,
+ * FINGERPRINT) or a consent request (the same without USE-CANDIDATE, sent
+ * once). A check on a pair whose previous check is still in flight cancels
+ * that one first (§7.3.1.4). False when the pair cannot be checked.
+ */
+export function sendCheck(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair, kind: CheckKind): boolean {
+  const d = ctx.d;
+  const cands = pairCandidates(c, pair);
+  const creds = credentialsOf(s, pair);
+  if (!cands || !creds) {
+    if (kind === 'check') pairFailed(ctx, s, c, pair);
+    return false;
+  }
+  const useCandidate = kind === 'check' && ctx.role.useCandidate(pair);
+  // §7.1.1: PRIORITY is what a peer-reflexive candidate learned from this
+  // check would get: the prflx type preference with our local preference.
+  const priority = computePriority('prflx', localPreferenceOf(cands.local.c.priority), pair.component);
+  const tid = ctx.env.randomBytes(12);
+  const key = tid.toString('hex');
+  const bytes = encodeBindingRequest({
+    transactionId: tid,
+    username: `${creds.remote.ufrag}:${creds.local.ufrag}`,
+    password: creds.remote.pwd,
+    priority,
+    controlling: d.controlling,
+    tieBreaker: d.tieBreaker,
+    useCandidate,
+  });
+  const to: TransportAddress = { address: cands.remote.c.address, port: cands.remote.c.port };
+  if (kind === 'check') {
+    if (pair.txKey !== undefined) cancelTx(ctx, pair.txKey);
+    pair.txKey = key;
+    if (pair.state !== 'succeeded') pair.state = 'in-progress';
+    s.remoteUsed = true;
+    s.lastCheckAt = ctx.now;
+  }
+  const tx: CheckTx = {
+    key, kind, streamId: s.id, componentId: c.id, pairId: pair.id, transportId: cands.local.transportId, to, bytes,
+    password: creds.remote.pwd, controlling: d.controlling, useCandidate, priority, attempt: 0, lastSentAt: ctx.now,
+    // A consent request is sent once; its answer counts until the next one is due (RFC 7675 judges silence over many).
+    nextAt: ctx.now + (kind === 'check' ? ctx.waits[0]! : ctx.o.consentInterval),
+    cancelled: false,
+  };
+  d.checks.set(key, tx);
+  if (kind === 'consent') {
+    d.stats.consentChecksSent++;
+    pair.counters.consentRequestsSent++;
+  } else d.stats.checksSent++;
+  pair.counters.requestsSent++;
+  debug('%s %s%s', kind, describePair(pair, cands.local, cands.remote), useCandidate ? ' USE-CANDIDATE' : '');
+  transmitVia(ctx, tx.transportId, to, bytes);
+  return true;
+}
+
+/**
+ * §7.3.1.4 cancellation: no more retransmissions and no failure on timeout,
+ * but a response is still taken for what is left of the transaction's time.
+ */
+export function cancelTx(ctx: Ctx, key: string): void {
+  const tx = ctx.d.checks.get(key);
+  if (!tx || tx.cancelled) return;
+  tx.cancelled = true;
+  let left = tx.nextAt - ctx.now;
+  for (let i = tx.attempt + 1; i < ctx.waits.length; i++) left += ctx.waits[i]!;
+  tx.nextAt = ctx.now + Math.max(0, left);
+}
+
+/** A transaction's deadline passed: retransmit (§7.2.4, RFC 8489 §6.2.1) or give up. */
+export function checkTimeout(ctx: Ctx, tx: CheckTx): void {
+  const d = ctx.d;
+  if (tx.kind === 'check' && !tx.cancelled && tx.attempt + 1 < ctx.waits.length) {
+    tx.attempt++;
+    tx.lastSentAt = ctx.now;
+    tx.nextAt = ctx.now + ctx.waits[tx.attempt]!;
+    d.stats.checkRetransmissions++;
+    const p = pairById(d.streams.get(tx.streamId)!, tx.pairId);
+    if (p) p.counters.requestsSent++;
+    transmitVia(ctx, tx.transportId, tx.to, tx.bytes);
+    return;
+  }
+  d.checks.delete(tx.key);
+  if (tx.kind !== 'check' || tx.cancelled) return;
+  d.stats.checksTimedOut++;
+  const s = d.streams.get(tx.streamId);
+  const c = s?.components.get(tx.componentId);
+  const pair = s && pairById(s, tx.pairId);
+  if (!s || !c || !pair || pair.txKey !== tx.key) return;
+  pair.txKey = undefined;
+  debug('check timed out on %s', describePair(pair, undefined, undefined));
+  pairFailed(ctx, s, c, pair);
+}
+
+function respondError(ctx: Ctx, t: TransportRecord, from: TransportAddress, m: DecodedStun, code: number, reason: string, password?: string): void {
+  ctx.d.stats.errorResponsesSent++;
+  transmitVia(ctx, t.id, from, encodeBindingError(m.transactionId, code, reason, password));
+}
+
+/** An incoming check, RFC 8445 §7.3. */
+export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, m: DecodedStun): void {
+  const d = ctx.d;
+  d.stats.stunRequestsReceived++;
+  const s = d.streams.get(t.streamId);
+  const c = s?.components.get(t.componentId);
+  if (!s || !c) return;
+  // RFC 8489 §9.1.3: authenticate before anything else; nothing about the sender is learned from a request that fails.
+  const username = getUsername(m);
+  if (username === undefined || findAttribute(m.raw, ATTR.MESSAGE_INTEGRITY) < 0) {
+    d.stats.dropped.badRequest++;
+    respondError(ctx, t, from, m, 400, 'Bad Request');
+    return;
+  }
+  const colon = username.indexOf(':');
+  const lfrag = colon > 0 ? username.slice(0, colon) : undefined;
+  // During an ICE restart (§9) the previous credentials stay valid until the new generation has its pairs.
+  const current = lfrag === s.local.ufrag;
+  const creds = current ? s.local : lfrag !== undefined && lfrag === s.previousLocal?.ufrag ? s.previousLocal : undefined;
+  if (!creds) {
+    d.stats.dropped.unknownUsername++;
+    respondError(ctx, t, from, m, 401, 'Unauthenticated');
+    return;
+  }
+  if (verifyIntegrity(m.raw, creds.pwd) !== 'ok') {
+    d.stats.dropped.badIntegrity++;
+    respondError(ctx, t, from, m, 401, 'Unauthenticated');
+    return;
+  }
+  // RFC 8489 §6.3: comprehension-required attributes we do not know get a 420.
+  const unknown = unknownComprehensionRequired(m, ICE_KNOWN_ATTRIBUTES);
+  if (unknown.length > 0) {
+    d.stats.dropped.badRequest++;
+    d.stats.errorResponsesSent++;
+    transmitVia(ctx, t.id, from, encodeUnknownAttributes(m.transactionId, unknown, creds.pwd));
+    return;
+  }
+  const priority = getPriority(m);
+  const theirControlling = getTieBreaker(m, ATTR.ICE_CONTROLLING);
+  const theirControlled = getTieBreaker(m, ATTR.ICE_CONTROLLED);
+  if (priority === undefined || priority === 0 || (theirControlling === undefined && theirControlled === undefined)) {
+    d.stats.dropped.badRequest++;
+    respondError(ctx, t, from, m, 400, 'Bad Request');
+    return;
+  }
+  // §7.3.1.1 role conflict: the larger tie-breaker keeps (or takes) controlling.
+  if (d.controlling && theirControlling !== undefined) {
+    d.stats.roleConflicts++;
+    if (d.tieBreaker >= theirControlling) {
+      respondError(ctx, t, from, m, 487, 'Role Conflict', creds.pwd);
+      return;
+    }
+    switchRole(ctx, false);
+  } else if (!d.controlling && theirControlled !== undefined) {
+    d.stats.roleConflicts++;
+    if (d.tieBreaker >= theirControlled) switchRole(ctx, true);
+    else {
+      respondError(ctx, t, from, m, 487, 'Role Conflict', creds.pwd);
+      return;
+    }
+  }
+  // §7.3.1.2: the response carries the source as XOR-MAPPED-ADDRESS.
+  d.stats.responsesSent++;
+  transmitVia(ctx, t.id, from, encodeBindingSuccess(m.transactionId, from.address, from.port, creds.pwd));
+  // The sender proved it knows our password: it may send data.
+  authorize(c, from.address, from.port);
+  const known = pairByKey(s, pairKey(t.id, from.address, from.port));
+  if (known) {
+    known.counters.requestsReceived++;
+    known.counters.responsesSent++;
+  }
+  // A request of the previous generation keeps the old pair alive (consent) and nothing else:
+  // no peer-reflexive learning, pairing or nomination from it.
+  if (!current) return;
+  s.remoteUsed = true;
+  s.lastCheckAt = ctx.now;
+  if (!s.initialRequestSeen) {
+    s.initialRequestSeen = true;
+    emit(ctx, { type: 'initial-binding-request-received', streamId: s.id });
+  }
+  const pair = known ?? learnPair(ctx, s, c, t, from, priority);
+  if (!pair) return;
+  if (!known) {
+    pair.counters.requestsReceived++;
+    pair.counters.responsesSent++;
+  }
+  const useCandidate = ctx.role.followsUseCandidate && hasAttribute(m, ATTR.USE_CANDIDATE);
+  if (pair.state === 'succeeded') {
+    // §7.3.1.5: nomination of a pair already validated by our own check.
+    if (useCandidate) {
+      const valid = pairById(s, pair.validPairId) ?? pair;
+      if (!valid.nominated) {
+        valid.nominated = true;
+        pairValid(ctx, s, c, valid);
+      }
+    }
+    return;
+  }
+  // §7.3.1.4 triggered check; §7.3.1.5: a nomination on a pair we have not
+  // validated yet takes effect when our triggered check succeeds.
+  if (useCandidate) pair.nominateOnSuccess = true;
+  triggerNow(ctx, s, c, pair);
+}
+
+/**
+ * §7.3.1.3, §7.3.1.4: the pair an authenticated request arrived on, when it is
+ * not in the checklist yet — learning the source as a peer-reflexive remote
+ * candidate first if it is new. Bounded by maxRemoteCandidates and maxPairs.
+ */
+function learnPair(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord, from: TransportAddress, priority: number): Pair | undefined {
+  const d = ctx.d;
+  let remote = findRemote(c, t.protocol, from.address, from.port);
+  if (!remote) {
+    if (c.remote.length >= ctx.o.maxRemoteCandidates) {
+      d.stats.dropped.tableFull++;
+      return undefined;
+    }
+    remote = {
+      id: nextId(ctx),
+      addedAt: ctx.now,
+      c: {
+        type: 'prflx',
+        transport: t.protocol,
+        // A foundation of its own: it must not match any signalled candidate's.
+        foundation: randomIceString(ctx, 8),
+        component: c.id,
+        priority,
+        address: from.address,
+        port: from.port,
+      },
+    };
+    c.remote.push(remote);
+    emit(ctx, { type: 'new-remote-candidate', candidate: { ...remote.c, streamId: s.id } });
+  }
+  // The local candidate whose base is this transport: a host or a relayed candidate.
+  const local = c.local.find((l) => l.transportId === t.id && (l.c.type === 'host' || l.c.type === 'relay'));
+  if (!local) return undefined;
+  const pair = newPair(nextId(ctx), s.generation, local, remote, d.controlling);
+  const r = addPair(streamSet(ctx), s, pair, remote, local.c.priority, d.controlling, ctx.o.maxPairs);
+  if (!r.added) {
+    d.stats.dropped.tableFull++;
+    return undefined;
+  }
+  pairsAdded(ctx, s, c);
+  return pair;
+}
+
+/**
+ * A triggered check (§7.3.1.4) sent at once rather than at the next Ta tick:
+ * the peer is already checking this pair, so the check adds no new load, and
+ * answering at once lets the controlling side nominate on the round trip (as
+ * pion and Chromium do). Bursts are bounded: beyond 8 in one Ta window the
+ * check waits in the triggered queue for the pacer.
+ */
+export function triggerNow(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair): void {
+  const d = ctx.d;
+  if (pair.state !== 'succeeded') pair.state = 'waiting';
+  if (s.remote === undefined || s.restartPending) {
+    // No credentials to sign with yet: the pacer sends it once they come.
+    if (!s.triggered.includes(pair.id)) s.triggered.push(pair.id);
+    d.pacerIdle = false;
+    return;
+  }
+  if (ctx.now >= d.burstWindowAt + ctx.o.stunPacingTimer) {
+    d.burstWindowAt = ctx.now;
+    d.burstCount = 0;
+  }
+  if (d.burstCount >= 8) {
+    if (!s.triggered.includes(pair.id)) s.triggered.push(pair.id);
+    d.pacerIdle = false;
+    return;
+  }
+  d.burstCount++;
+  s.triggered = s.triggered.filter((id) => id !== pair.id);
+  sendCheck(ctx, s, c, pair, 'check');
+}
+
+/** A response to one of our checks or consent requests, RFC 8445 §7.2.5. */
+export function onResponse(ctx: Ctx, t: TransportRecord, from: TransportAddress, m: DecodedStun): void {
+  const d = ctx.d;
+  d.stats.stunResponsesReceived++;
+  const tx = d.checks.get(m.transactionId.toString('hex'));
+  if (!tx || tx.streamId !== t.streamId || tx.componentId !== t.componentId) {
+    d.stats.dropped.unknownTransaction++;
+    return;
+  }
+  const integrity = verifyIntegrity(m.raw, tx.password);
+  if (m.cls === 'success' ? integrity !== 'ok' : integrity === 'bad') {
+    d.stats.dropped.badIntegrity++;
+    return;
+  }
+  const err = m.cls === 'error' ? getErrorCode(m) : undefined;
+  // An error without integrity may be forged by anyone who saw the request: over UDP
+  // it is discarded and the check keeps retransmitting. 401 is the exception: it
+  // cannot carry integrity (the peer did not accept ours, RFC 8489 §9.1.3).
+  if (m.cls === 'error' && integrity === 'missing' && err?.code !== 401) {
+    d.stats.dropped.badIntegrity++;
+    return;
+  }
+  d.checks.delete(tx.key);
+  const s = d.streams.get(tx.streamId);
+  const c = s?.components.get(tx.componentId);
+  const pair = s && pairById(s, tx.pairId);
+  if (!s || !c || !pair) return;
+  if (pair.txKey === tx.key) pair.txKey = undefined;
+  pair.counters.responsesReceived++;
+  const rtt = ctx.now - tx.lastSentAt;
+  pair.counters.currentRtt = rtt;
+  pair.counters.totalRtt += rtt;
+  pair.counters.rttSamples++;
+  const symmetric = from.address === tx.to.address && from.port === tx.to.port && t.id === tx.transportId;
+  if (tx.kind === 'consent') {
+    // RFC 7675 §5.1: only a symmetric success response refreshes consent.
+    if (m.cls === 'success' && symmetric) consentResponse(ctx, s, c, pair);
+    return;
+  }
+  if (m.cls === 'error') {
+    if (err?.code === 487 && integrity === 'ok') {
+      // §7.2.5.1: take the role opposite to the one the request claimed, and check again.
+      d.stats.roleConflicts++;
+      if (d.controlling === tx.controlling) switchRole(ctx, !tx.controlling);
+      if (pair.state === 'in-progress') pair.state = 'waiting';
+      triggerNow(ctx, s, c, pair);
+      return;
+    }
+    debug('error %s on %s', err ? `${err.code} ${err.reason}` : '?', describePair(pair, undefined, undefined));
+    pairFailed(ctx, s, c, pair);
+    return;
+  }
+  // §7.2.5.2.1: the response must come from where the request went, to where it left from.
+  if (!symmetric) {
+    debug('non-symmetric response from %s', formatAddress(from.address, from.port));
+    pairFailed(ctx, s, c, pair);
+    return;
+  }
+  const mapped = getXorMappedAddress(m);
+  if (!mapped) {
+    pairFailed(ctx, s, c, pair);
+    return;
+  }
+  succeeded(ctx, s, c, t, pair, tx, mapped);
+}
+
+/** §7.2.5.3: the check succeeded; the valid pair, the local peer-reflexive candidate if new, nomination. */
+function succeeded(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord, pair: Pair, tx: CheckTx, mapped: TransportAddress): void {
+  const d = ctx.d;
+  const cands = pairCandidates(c, pair);
+  if (!cands) return;
+  // §7.2.5.3.1: a mapped address we do not know is a local peer-reflexive candidate.
+  let local = findLocal(c, mapped.address, mapped.port);
+  if (!local) {
+    local = {
+      id: nextId(ctx),
+      transportId: t.id,
+      c: {
+        type: 'prflx',
+        transport: t.protocol,
+        foundation: foundationOf(d.foundations, foundationKey('prflx', t.local.address, t.protocol)),
+        component: c.id,
+        priority: tx.priority,
+        address: mapped.address,
+        port: mapped.port,
+        base: { ...t.local },
+        streamId: s.id,
+      },
+    };
+    c.local.push(local);
+  }
+  // §7.2.5.3.2: the valid pair is (the local candidate of the mapped address, the remote the check went to).
+  let valid: Pair;
+  if (local.id === pair.localId) valid = pair;
+  else {
+    valid = pairById(s, pair.validPairId) ?? newPair(nextId(ctx), pair.generation, local, cands.remote, d.controlling);
+    if (!s.pairs.includes(valid)) {
+      valid.inChecklist = false;
+      valid.key = `${valid.key}#prflx`;
+      insertPair(s, valid);
+    }
+    valid.state = 'succeeded';
+  }
+  pair.validPairId = valid.id;
+  authorize(c, cands.remote.c.address, cands.remote.c.port);
+  markSucceeded(streamSet(ctx), pair);
+  // Pairs of its foundation were unfrozen: the pacer has work.
+  d.pacerIdle = false;
+  valid.valid = true;
+  // §7.2.5.3.4 (controlling: our USE-CANDIDATE check succeeded) and §7.3.1.5
+  // (controlled: the peer nominated this pair before our check succeeded).
+  if ((tx.controlling && tx.useCandidate) || (!d.controlling && pair.nominateOnSuccess)) valid.nominated = true;
+  // A late answer to an earlier (cancelled) check does not end a nomination under way.
+  if (tx.useCandidate) pair.nominating = false;
+  updateStates(streamSet(ctx), isDone);
+  pairValid(ctx, s, c, valid);
+}

@@ -1,0 +1,485 @@
+/**
+ * The sans-I/O ICE core: one state machine per agent (the shape of libjuice's
+ * agent_input()/agent_bookkeeping() and str0m's handle_input/poll_output).
+ *
+ * Inputs: API calls, datagrams (with the transport they arrived on and their
+ * source), and "the time is now T" (`handleTimeout`). Outputs: datagrams, sent
+ * through the environment's `transmit` as they are produced; application data,
+ * through `deliver`; events, queued and taken by the shell after each input
+ * (`takeEvents`), so that no listener runs inside the core; and the next time
+ * the core must be woken (`nextTimeout`). The core reads no clock, owns no
+ * timer or socket, and takes its randomness from the environment; its state
+ * (`d`) is plain data. Every method returns normally for any datagram: nothing
+ * from the network can make it throw. API misuse throws typed errors before
+ * any state changes.
+ */
+import { addressKey, type TransportAddress } from '../transport/address.js';
+import type { ResolvedOptions } from '../options.js';
+import { InvalidArgumentError, InvalidStateError, UnknownStreamError } from '../errors.js';
+import { BINDING_REQUEST, decodeStun, isStunFrame, verifyFingerprint } from '../stun/message.js';
+import { createStats, type AgentStats } from '../stats.js';
+import { checkRemoteCandidate, copyCandidate, usableRemote, unusableReason, type Candidate } from './candidate.js';
+import { canCheck, hasWork, nextPair, pairById } from './checklist.js';
+import { type CoreEnv, type CoreEvent, type Ctx, publicCandidate, remoteById, setState, streamSet } from './context.js';
+import { createRole, type Role } from './nomination.js';
+import { checkTimeout, onRequest, onResponse, sendCheck } from './check.js';
+import { consentTick } from './consent.js';
+import { addHostTransport, srflxResponse, srflxTimeout, startServers, type ServerPlan } from './gathering.js';
+import {
+  allocationTimeout, closeAllocation, freeUnused, linkLost, relayReceive, serverAt, startAllocation, transmitVia,
+} from './relay.js';
+import { addRemote, newCredentials, restartGeneration, setRemoteCredentials } from './remote.js';
+import { evaluate, fail, isDone, runNomination } from './selection.js';
+import { newComponent, type ComponentData, type ComponentState, type CoreData, type Credentials, type PairState, type StreamData, type TransportRecord } from './state.js';
+import { retransmitWaits } from '../stun/transaction.js';
+
+export type { CoreEnv, CoreEvent, ServerPlan };
+
+export interface SelectedPair {
+  local: Candidate;
+  remote: Candidate;
+}
+
+/** A snapshot of one candidate pair, for diagnostics and stats. */
+export interface PairInfo {
+  componentId: number;
+  local: Candidate;
+  remote: Candidate;
+  state: PairState;
+  priority: bigint;
+  valid: boolean;
+  nominated: boolean;
+}
+
+/** What addRemoteCandidates did with each candidate. */
+export interface RemoteResult {
+  added: number;
+  /** Candidates that parse but this agent cannot use (TCP, mDNS names, unknown types), with the reason. */
+  skipped: Array<{ candidate: Candidate; reason: string }>;
+}
+
+/** RFC 8445 §5.3: ufrag 4-256 ice-chars, pwd 22-256 ice-chars. */
+export function validateCredentials(ufrag: unknown, pwd: unknown): Credentials {
+  const iceChars = /^[A-Za-z0-9+/]+$/;
+  if (typeof ufrag !== 'string' || ufrag.length < 4 || ufrag.length > 256 || !iceChars.test(ufrag)) {
+    throw new InvalidArgumentError('ufrag', 'must be 4 to 256 ice-chars (RFC 8445 §5.3)');
+  }
+  if (typeof pwd !== 'string' || pwd.length < 22 || pwd.length > 256 || !iceChars.test(pwd)) {
+    throw new InvalidArgumentError('pwd', 'must be 22 to 256 ice-chars (RFC 8445 §5.3)');
+  }
+  return { ufrag, pwd };
+}
+
+export class IceCore implements Ctx {
+  readonly o: Readonly<ResolvedOptions>;
+  readonly d: CoreData;
+  readonly env: CoreEnv;
+  role: Role;
+  now: number;
+  events: CoreEvent[] = [];
+  readonly waits: readonly number[];
+  /**
+   * Set when an input may have changed deadlines or queued events; the data
+   * path (a datagram of application data, a send on a direct pair) leaves it
+   * alone, so that the shell does no bookkeeping per data packet.
+   */
+  dirty = false;
+
+  constructor(options: Readonly<ResolvedOptions>, env: CoreEnv, now: number) {
+    this.o = options;
+    this.env = env;
+    this.now = now;
+    this.waits = retransmitWaits(options.stunInitialTimeout, options.stunMaxRetransmissions, options.stunMaxTimeout);
+    this.role = createRole(options.controllingMode, options.nominationMode, options.nominationTimeout);
+    this.d = {
+      controlling: options.controllingMode,
+      // RFC 8445 §7.1.3 / §16.1: a 64-bit random tie-breaker for role conflicts.
+      tieBreaker: env.randomBytes(8).readBigUInt64BE(),
+      nextStreamId: 1,
+      nextId: 1,
+      streams: new Map(),
+      transports: new Map(),
+      checks: new Map(),
+      srflx: new Map(),
+      allocations: new Map(),
+      foundations: new Map(),
+      nextCheckAt: 0,
+      pacerIdle: true,
+      rr: 0,
+      burstWindowAt: -Infinity,
+      burstCount: 0,
+      closing: false,
+      stats: createStats(),
+    };
+  }
+
+  /** The events produced since the last call, in order. */
+  takeEvents(): CoreEvent[] {
+    const e = this.events;
+    this.events = [];
+    return e;
+  }
+
+  // ------------------------------------------------------------ streams
+
+  stream(id: number): StreamData {
+    if (this.d.closing) throw new InvalidStateError('the agent is closed');
+    const s = typeof id === 'number' ? this.d.streams.get(id) : undefined;
+    if (!s) throw new UnknownStreamError(id);
+    return s;
+  }
+
+  component(streamId: number, componentId: number): ComponentData {
+    const c = this.stream(streamId).components.get(componentId);
+    if (!c) throw new UnknownStreamError(streamId, componentId);
+    return c;
+  }
+
+  addStream(nComponents: number): number {
+    if (this.d.closing) throw new InvalidStateError('the agent is closed');
+    if (!Number.isInteger(nComponents) || nComponents < 1 || nComponents > 256) {
+      throw new InvalidArgumentError('nComponents', `must be an integer from 1 to 256, got ${nComponents}`);
+    }
+    const id = this.d.nextStreamId++;
+    const components = new Map<number, ComponentData>();
+    for (let c = 1; c <= nComponents; c++) components.set(c, newComponent(c));
+    this.d.streams.set(id, {
+      id, generation: 0, local: newCredentials(this), previousLocal: undefined, remote: undefined, previousRemote: undefined,
+      restartPending: false, remoteUsed: false, lastCheckAt: -Infinity, remoteEndOfCandidates: false, lastRemoteCandidateAt: 0,
+      gathering: 'new', pendingServerJobs: 0, initialRequestSeen: false, components, pairs: [], triggered: [], freeAt: undefined,
+    });
+    return id;
+  }
+
+  /** Removes a stream; returns the host transports the shell must close (links close through events). */
+  removeStream(id: number, now: number): number[] {
+    this.stream(id);
+    this.now = now;
+    for (const [k, tx] of this.d.checks) if (tx.streamId === id) this.d.checks.delete(k);
+    for (const [k, tx] of this.d.srflx) if (tx.streamId === id) this.d.srflx.delete(k);
+    for (const rec of [...this.d.allocations.values()]) if (rec.streamId === id) closeAllocation(this, rec);
+    this.d.streams.delete(id);
+    const hosts: number[] = [];
+    for (const t of [...this.d.transports.values()]) {
+      if (t.streamId !== id || t.kind === 'link') continue;
+      if (t.kind === 'host') hosts.push(t.id);
+      this.d.transports.delete(t.id);
+    }
+    return hosts;
+  }
+
+  // -------------------------------------------------------- credentials
+
+  setLocalCredentials(id: number, ufrag: string, pwd: string): void {
+    const s = this.stream(id);
+    const creds = validateCredentials(ufrag, pwd);
+    if (s.remoteUsed || s.pairs.some((p) => p.state !== 'frozen' && p.state !== 'waiting')) {
+      throw new InvalidStateError(`stream ${id}: local credentials cannot change once checks have run (restart the stream instead)`);
+    }
+    s.local = creds;
+  }
+
+  setRemoteCredentials(id: number, ufrag: string, pwd: string, now: number): boolean {
+    const s = this.stream(id);
+    const creds = validateCredentials(ufrag, pwd);
+    this.now = now;
+    return setRemoteCredentials(this, s, creds);
+  }
+
+  /** ICE restart of one stream (§9): new local credentials, fresh checklist, remote candidates forgotten. */
+  restartStream(id: number, now: number): void {
+    const s = this.stream(id);
+    this.now = now;
+    restartGeneration(this, s, () => false);
+    s.restartPending = true;
+    s.lastRemoteCandidateAt = now;
+  }
+
+  peerCandidateGatheringDone(id: number, now: number): void {
+    const s = this.stream(id);
+    this.now = now;
+    s.remoteEndOfCandidates = true;
+    evaluate(this, s);
+  }
+
+  // ---------------------------------------------------------- gathering
+
+  beginGathering(id: number): void {
+    const s = this.stream(id);
+    s.gathering = 'gathering';
+    for (const c of s.components.values()) setState(this, s, c, 'gathering');
+  }
+
+  addHostTransport(streamId: number, componentId: number, local: TransportAddress, rank: number, now: number): number {
+    const s = this.stream(streamId);
+    const c = this.component(streamId, componentId);
+    this.now = now;
+    return addHostTransport(this, s, c, local, rank);
+  }
+
+  startServers(streamId: number, plan: ServerPlan, now: number): void {
+    const s = this.stream(streamId);
+    this.now = now;
+    startServers(this, s, plan);
+  }
+
+  /** The TCP/TLS link the core asked for (an `open-link` event) is up. */
+  linkOpened(transportId: number, local: TransportAddress, now: number): void {
+    this.now = now;
+    const t = this.d.transports.get(transportId);
+    const rec = t?.allocationId !== undefined ? this.d.allocations.get(t.allocationId) : undefined;
+    if (!t || !rec) return;
+    t.local = { ...local };
+    startAllocation(this, rec);
+  }
+
+  /** A link could not be opened, or a transport closed under us (a TCP connection ended). */
+  transportClosed(transportId: number, reason: string, now: number): void {
+    this.now = now;
+    const t = this.d.transports.get(transportId);
+    const rec = t?.allocationId !== undefined ? this.d.allocations.get(t.allocationId) : undefined;
+    if (t?.kind === 'link' && rec) linkLost(this, rec, reason);
+  }
+
+  // -------------------------------------------------- remote candidates
+
+  /** Validates every candidate first (a bad one throws and nothing is added), then adds the usable ones. */
+  addRemoteCandidates(streamId: number, componentId: number | undefined, list: ReadonlyArray<Candidate | string>, where: string, now: number): RemoteResult {
+    const s = this.stream(streamId);
+    if (componentId !== undefined) this.component(streamId, componentId);
+    const parsed = list.map((x, i) => checkRemoteCandidate(x, componentId, list.length === 1 && componentId === undefined ? where : `${where}[${i}]`));
+    for (const c of parsed) this.component(streamId, c.component);
+    this.now = now;
+    const out: RemoteResult = { added: 0, skipped: [] };
+    for (const cand of parsed) {
+      if (!usableRemote(cand)) {
+        out.skipped.push({ candidate: cand, reason: unusableReason(cand) });
+        continue;
+      }
+      if (addRemote(this, s, s.components.get(cand.component)!, cand)) out.added++;
+    }
+    evaluate(this, s);
+    return out;
+  }
+
+  // --------------------------------------------------------------- data
+
+  /** Sends on the component's send pair; false when there is none or the datagram cannot go. */
+  send(streamId: number, componentId: number, data: Uint8Array): boolean {
+    const c = this.component(streamId, componentId);
+    const s = this.d.streams.get(streamId)!;
+    const pair = pairById(s, c.sendPairId);
+    if (!pair || c.consentLost) return false;
+    const local = c.local.find((l) => l.id === pair.localId);
+    const remote = remoteById(c, pair.remoteId);
+    if (!local || !remote) return false;
+    // Through a relay, a send may start a permission: deadlines may change.
+    if (this.d.transports.get(local.transportId)?.kind === 'relay') this.dirty = true;
+    const ok = transmitVia(this, local.transportId, remote.c, data);
+    if (ok) {
+      this.d.stats.dataPacketsSent++;
+      this.d.stats.dataBytesSent += data.length;
+    }
+    return ok;
+  }
+
+  /** A datagram (or, on a TCP/TLS link, one frame) arrived on a transport. Never throws. */
+  receive(transportId: number, from: TransportAddress, data: Buffer, now: number): void {
+    const t = this.d.transports.get(transportId);
+    const st = this.d.stats;
+    st.packetsReceived++;
+    st.bytesReceived += data.length;
+    if (!t || (this.d.closing && t.servers.length === 0 && t.kind !== 'link')) return;
+    this.now = now;
+    if (t.kind === 'link' || t.servers.length > 0) {
+      this.dirty = true;
+      const rec = t.kind === 'link' ? this.d.allocations.get(t.allocationId!) : serverAt(this, t, from);
+      if (t.kind !== 'link' && data.length >= 20 && data[0]! < 4 && isStunFrame(data)) {
+        const m = decodeStun(data);
+        if (m && srflxResponse(this, t, from, m)) return;
+      }
+      if (rec) {
+        const inner = relayReceive(this, rec, data);
+        const relay = inner && rec.relayId !== undefined ? this.d.transports.get(rec.relayId) : undefined;
+        if (inner && relay && !this.d.closing) this.#inbound(relay, inner.peer, inner.data);
+        return;
+      }
+      if (t.kind === 'link') return;
+    }
+    if (this.d.closing) return;
+    this.#inbound(t, from, data);
+  }
+
+  /**
+   * RFC 7983 demultiplexing with RFC 8445's test of what is STUN: framed
+   * (first two bits zero, magic cookie, length) with a valid FINGERPRINT.
+   * Everything else is the application's — whatever its first byte — if it
+   * comes from a remote address that passed a check.
+   */
+  #inbound(t: TransportRecord, from: TransportAddress, data: Buffer): void {
+    const st = this.d.stats;
+    const looksStun = data.length >= 20 && data[0]! < 4 && isStunFrame(data);
+    const fingerprint = looksStun ? verifyFingerprint(data) : 'missing';
+    if (fingerprint === 'ok') {
+      const m = decodeStun(data);
+      if (!m) {
+        st.dropped.malformed++;
+        return;
+      }
+      this.dirty = true;
+      if (m.method !== BINDING_REQUEST) {
+        st.dropped.unsupported++;
+        return;
+      }
+      if (m.cls === 'request') onRequest(this, t, from, m);
+      else if (m.cls === 'indication') st.stunIndicationsReceived++; // keepalives (§11): nothing to do
+      else onResponse(this, t, from, m);
+      return;
+    }
+    const s = this.d.streams.get(t.streamId);
+    const c = s?.components.get(t.componentId);
+    if (!c) return;
+    if (from.port !== c.lastSrcPort || from.address !== c.lastSrcAddress) {
+      if (!c.authorized.has(addressKey(from.address, from.port))) {
+        if (fingerprint === 'bad') st.dropped.badFingerprint++;
+        else if (data.length > 0 && data[0]! < 4) st.dropped.malformed++;
+        else st.dropped.unauthorizedSource++;
+        return;
+      }
+      c.lastSrcAddress = from.address;
+      c.lastSrcPort = from.port;
+    }
+    if (!this.env.deliver(t.streamId, t.componentId, data, from)) {
+      st.dropped.noReceiver++;
+      return;
+    }
+    st.dataPacketsReceived++;
+    st.dataBytesReceived += data.length;
+  }
+
+  // --------------------------------------------------------------- time
+
+  /** Runs everything that is due at `now`. */
+  handleTimeout(now: number): void {
+    this.now = now;
+    const d = this.d;
+    for (const rec of [...d.allocations.values()]) if (rec.machine.nextTimeout() <= now) allocationTimeout(this, rec);
+    if (d.closing) return;
+    for (const tx of [...d.checks.values()]) if (tx.nextAt <= now && d.checks.get(tx.key) === tx) checkTimeout(this, tx);
+    for (const tx of [...d.srflx.values()]) if (tx.nextAt <= now && d.srflx.get(tx.key) === tx) srflxTimeout(this, tx);
+    for (const s of [...d.streams.values()]) {
+      if (s.freeAt !== undefined && s.freeAt <= now) freeUnused(this, s);
+      for (const c of s.components.values()) {
+        if (c.nominationAt !== undefined && c.nominationAt <= now) runNomination(this, s, c);
+        if (c.trickleAt !== undefined && c.trickleAt <= now) fail(this, s, c);
+        if (c.consent && c.consent.nextAt <= now) consentTick(this, s, c);
+      }
+    }
+    if (!d.pacerIdle && now >= d.nextCheckAt) this.#pace();
+  }
+
+  /** The earliest deadline of the state; Infinity when nothing is pending. */
+  nextTimeout(): number {
+    const d = this.d;
+    let t = Infinity;
+    for (const rec of d.allocations.values()) t = Math.min(t, rec.machine.nextTimeout());
+    if (d.closing) return t;
+    for (const tx of d.checks.values()) if (tx.nextAt < t) t = tx.nextAt;
+    for (const tx of d.srflx.values()) if (tx.nextAt < t) t = tx.nextAt;
+    for (const s of d.streams.values()) {
+      if (s.freeAt !== undefined) t = Math.min(t, s.freeAt);
+      for (const c of s.components.values()) {
+        if (c.nominationAt !== undefined) t = Math.min(t, c.nominationAt);
+        if (c.trickleAt !== undefined) t = Math.min(t, c.trickleAt);
+        if (c.consent) t = Math.min(t, c.consent.nextAt);
+      }
+    }
+    if (!d.pacerIdle) t = Math.min(t, d.nextCheckAt);
+    return t;
+  }
+
+  /**
+   * One tick of Ta (§6.1.4.2): the checklists take turns; each gives its
+   * triggered check first, else its best Waiting pair. When no checklist has
+   * anything to send, the pacer sleeps until new work wakes it, and components
+   * with nothing left to try are judged.
+   */
+  #pace(): void {
+    const d = this.d;
+    const streams = streamSet(this).filter((s) => canCheck(s));
+    for (let i = 0; i < streams.length; i++) {
+      const s = streams[(d.rr + i) % streams.length]!;
+      const pair = nextPair(s, (c) => isDone(s, c));
+      if (!pair) continue;
+      d.rr = (d.rr + i + 1) % streams.length;
+      d.nextCheckAt = this.now + this.o.stunPacingTimer;
+      sendCheck(this, s, s.components.get(pair.component)!, pair, 'check');
+      return;
+    }
+    if (streams.every((s) => !hasWork(s, (c) => isDone(s, c)))) d.pacerIdle = true;
+    for (const s of streamSet(this)) evaluate(this, s);
+  }
+
+  // ------------------------------------------------------------ queries
+
+  localCandidates(streamId: number, componentId: number): Candidate[] {
+    const s = this.stream(streamId);
+    return this.component(streamId, componentId).local.map((l) => publicCandidate(s, l));
+  }
+
+  remoteCandidates(streamId: number, componentId: number): Candidate[] {
+    return this.component(streamId, componentId).remote.map((r) => copyCandidate(r.c));
+  }
+
+  selectedPair(streamId: number, componentId: number): SelectedPair | undefined {
+    const s = this.stream(streamId);
+    const c = this.component(streamId, componentId);
+    const p = pairById(s, c.selectedPairId);
+    const l = p && c.local.find((x) => x.id === p.localId);
+    const r = p && remoteById(c, p.remoteId);
+    return l && r ? { local: publicCandidate(s, l), remote: copyCandidate(r.c) } : undefined;
+  }
+
+  componentState(streamId: number, componentId: number): ComponentState {
+    return this.component(streamId, componentId).state;
+  }
+
+  /** The checklist and valid list, highest priority first (valid-only pairs included). */
+  pairs(streamId: number): PairInfo[] {
+    const s = this.stream(streamId);
+    const out: PairInfo[] = [];
+    for (const p of s.pairs) {
+      if (p.generation !== s.generation) continue;
+      const c = s.components.get(p.component)!;
+      const l = c.local.find((x) => x.id === p.localId);
+      const r = remoteById(c, p.remoteId);
+      if (!l || !r) continue;
+      out.push({
+        componentId: p.component, local: publicCandidate(s, l), remote: copyCandidate(r.c), state: p.state,
+        priority: p.priority, valid: p.valid, nominated: p.nominated,
+      });
+    }
+    return out;
+  }
+
+  stats(): AgentStats {
+    return structuredClone(this.d.stats);
+  }
+
+  // -------------------------------------------------------------- close
+
+  /** Stops every check; TURN allocations are released (Refresh 0, bounded). `closed` tells when they are done. */
+  close(now: number): void {
+    this.now = now;
+    if (this.d.closing) return;
+    this.d.closing = true;
+    this.d.checks.clear();
+    this.d.srflx.clear();
+    for (const rec of [...this.d.allocations.values()]) closeAllocation(this, rec);
+  }
+
+  /** After close(): every allocation is released (or given up on). */
+  get closed(): boolean {
+    return this.d.closing && this.d.allocations.size === 0;
+  }
+}

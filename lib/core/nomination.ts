@@ -1,0 +1,128 @@
+/**
+ * Nomination (RFC 8445 §8.1) and what else the two roles do differently, one
+ * strategy object per role (the shape of pion's controlling and controlled
+ * selectors), swapped when a role conflict flips the role. Pure: decisions
+ * from pair states and elapsed times the caller passes in.
+ */
+import type { Pair } from './state.js';
+
+export type NominationMode = 'regular' | 'aggressive';
+
+export interface NominationDecision {
+  /** The valid pair to nominate now (regular nomination: repeat its check with USE-CANDIDATE). */
+  nominate?: Pair;
+  /** Decide again after this many ms (a better pair may still succeed). */
+  recheckInMs?: number;
+}
+
+export interface Role {
+  readonly controlling: boolean;
+  readonly mode: NominationMode;
+  /** Whether a check sent on `pair` carries USE-CANDIDATE. */
+  useCandidate(pair: Pair): boolean;
+  /**
+   * Called when a component's pairs changed. `checklist` holds the component's
+   * checklist pairs, `valid` its valid pairs, both highest priority first;
+   * `msSinceFirstValid` is the time since its first pair became valid.
+   */
+  decide(checklist: readonly Pair[], valid: readonly Pair[], msSinceFirstValid: number): NominationDecision;
+  /** Whether USE-CANDIDATE in the peer's requests nominates (the controlled side, §7.3.1.5). */
+  readonly followsUseCandidate: boolean;
+}
+
+/** Whether a pair goes through a TURN server. */
+export function relayed(p: Pair): boolean {
+  return p.localType === 'relay' || p.remoteType === 'relay';
+}
+
+/**
+ * Regular nomination (§8.1.1): the controlling agent lets checks run, then
+ * repeats a check with USE-CANDIDATE on the best valid pair. When to stop
+ * waiting for better pairs is the "stopping criterion" §8.1.1 leaves to the
+ * agent; ours nominates the best valid pair as soon as
+ * - no pair of higher priority could still succeed (on a clean path the
+ *   nomination check follows the first success at once, as pion and Chromium
+ *   do), or
+ * - it is a direct pair (no relay) and either host↔host or not the only valid
+ *   pair (libnice's criterion: the pairs still pending above it are mostly
+ *   private addresses of the other side's network, which cannot answer), or
+ * - `waitMs` passed since the first valid pair — and, when the best valid
+ *   pair is relayed, every direct pair of higher priority still pending has
+ *   been sent at least 3 times (its first two retransmissions), at most
+ *   3 × `waitMs`: a direct path that lost a check or two to a lossy link is
+ *   still preferred to the relay.
+ */
+export class RegularControlling implements Role {
+  readonly controlling = true;
+  readonly mode = 'regular' as const;
+  readonly followsUseCandidate = false;
+  readonly waitMs: number;
+  constructor(waitMs: number) {
+    this.waitMs = waitMs;
+  }
+  useCandidate(pair: Pair): boolean {
+    return pair.nominating;
+  }
+  decide(checklist: readonly Pair[], valid: readonly Pair[], msSinceFirstValid: number): NominationDecision {
+    if (valid.some((p) => p.nominated || p.nominating)) return {};
+    if (checklist.some((p) => p.nominating)) return {};
+    const best = valid[0];
+    if (!best) return {};
+    const betterPending = checklist.some((p) =>
+      p.priority > best.priority && (p.state === 'waiting' || p.state === 'in-progress' || p.state === 'frozen'));
+    const direct = !relayed(best);
+    const hostHost = best.localType === 'host' && best.remoteType === 'host';
+    if (!betterPending || (direct && (hostHost || valid.length >= 2))) return { nominate: best };
+    if (direct && msSinceFirstValid >= this.waitMs) return { nominate: best };
+    if (!direct) {
+      const young = checklist.some((p) => p.priority > best.priority && !relayed(p) && p.counters.requestsSent < 3 &&
+        (p.state === 'waiting' || p.state === 'in-progress' || p.state === 'frozen'));
+      if (msSinceFirstValid >= 3 * this.waitMs || (msSinceFirstValid >= this.waitMs && !young)) return { nominate: best };
+      // Retransmissions come at their own times: look again a little later.
+      return { recheckInMs: msSinceFirstValid < this.waitMs ? this.waitMs - msSinceFirstValid : Math.min(100, 3 * this.waitMs - msSinceFirstValid) };
+    }
+    return { recheckInMs: this.waitMs - msSinceFirstValid };
+  }
+}
+
+/**
+ * Aggressive nomination (RFC 5245 §8.1.1.2, kept by libnice and browsers for
+ * interop): every check carries USE-CANDIDATE, so the first pair to succeed is
+ * nominated, and a higher-priority one that succeeds later replaces it.
+ */
+export class AggressiveControlling implements Role {
+  readonly controlling = true;
+  readonly mode = 'aggressive' as const;
+  readonly followsUseCandidate = false;
+  useCandidate(): boolean {
+    return true;
+  }
+  decide(): NominationDecision {
+    return {};
+  }
+}
+
+/**
+ * The controlled agent never nominates: it records USE-CANDIDATE from the
+ * controlling agent's requests (§7.3.1.5) and selects the highest-priority
+ * nominated valid pair.
+ */
+export class Controlled implements Role {
+  readonly controlling = false;
+  readonly mode: NominationMode;
+  readonly followsUseCandidate = true;
+  constructor(mode: NominationMode) {
+    this.mode = mode;
+  }
+  useCandidate(): boolean {
+    return false;
+  }
+  decide(): NominationDecision {
+    return {};
+  }
+}
+
+export function createRole(controlling: boolean, mode: NominationMode, regularWaitMs: number): Role {
+  if (!controlling) return new Controlled(mode);
+  return mode === 'aggressive' ? new AggressiveControlling() : new RegularControlling(regularWaitMs);
+}

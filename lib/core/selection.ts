@@ -1,0 +1,180 @@
+/**
+ * What pair outcomes mean for a component (RFC 8445 §7.2.5.3, §8): the pair
+ * data goes on before nomination, regular nomination by the controlling
+ * agent (§8.1.1), selection of the nominated pair and what it ends (§8.1.2),
+ * failing components with nothing left to try, and role changes (§7.3.1.1).
+ */
+import { createRole } from './nomination.js';
+import {
+  canCheck, exhausted, markFailed, nominatedPair, pairById, pruneComponent, reprioritise, updateStates, validPairs,
+} from './checklist.js';
+import { type Ctx, debug, emit, pairCandidates, publicCandidate, setState, streamSet } from './context.js';
+import { cancelTx, sendCheck } from './check.js';
+import { startConsent } from './consent.js';
+import { bindChannelFor } from './relay.js';
+import type { ComponentData, Pair, StreamData } from './state.js';
+
+/** §8.1.2: a component of the current generation has its selected pair; its other checks stop. */
+export function isDone(s: StreamData, componentId: number): boolean {
+  const c = s.components.get(componentId);
+  const sel = c && pairById(s, c.selectedPairId);
+  return sel !== undefined && sel.generation === s.generation;
+}
+
+/** New pairs for a component: checks run (again) and the pacer has work. */
+export function pairsAdded(ctx: Ctx, s: StreamData, c: ComponentData): void {
+  updateStates(streamSet(ctx), isDone);
+  ctx.d.pacerIdle = false;
+  if (c.consentLost || !canCheck(s)) return;
+  if (c.state === 'disconnected' || c.state === 'gathering' || c.state === 'failed') setState(ctx, s, c, 'connecting');
+}
+
+/** `valid` entered the valid list or was nominated (§7.2.5.3.2, §8.1). */
+export function pairValid(ctx: Ctx, s: StreamData, c: ComponentData, valid: Pair): void {
+  c.firstValidAt ??= ctx.now;
+  // A check that succeeded on the pair carrying data is consent too (RFC 7675 §5.1).
+  if (c.consent?.pairId === valid.id) c.consent.lastResponseAt = ctx.now;
+  updateSelection(ctx, s, c);
+  runNomination(ctx, s, c);
+  evaluate(ctx, s);
+}
+
+/** A check failed for good (timeout, error response, non-symmetric response). */
+export function pairFailed(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair): void {
+  markFailed(s, pair);
+  if (pair.txKey !== undefined) {
+    ctx.d.checks.delete(pair.txKey);
+    pair.txKey = undefined;
+  }
+  // A nomination check on a valid pair that went unanswered: the valid pair it produced is not usable any more.
+  const valid = pairById(s, pair.validPairId);
+  for (const p of valid && valid !== pair ? [pair, valid] : [pair]) {
+    if (!p.valid) continue;
+    p.valid = false;
+    p.nominated = false;
+    if (p !== pair) p.state = 'failed';
+  }
+  if (c.selectedPairId === undefined && (c.sendPairId === pair.id || c.sendPairId === valid?.id)) {
+    setSendPair(ctx, s, c, validPairs(s, c.id)[0]?.id);
+  }
+  updateStates(streamSet(ctx), isDone);
+  ctx.d.pacerIdle = false;
+  runNomination(ctx, s, c);
+  evaluate(ctx, s);
+}
+
+/** Moves the data path (and the consent that covers it, RFC 7675) to another pair. */
+export function setSendPair(ctx: Ctx, s: StreamData, c: ComponentData, pairId: number | undefined): void {
+  if (c.sendPairId === pairId) return;
+  c.sendPairId = pairId;
+  if (pairId === undefined) c.consent = undefined;
+  else startConsent(ctx, c, pairId);
+}
+
+export function updateSelection(ctx: Ctx, s: StreamData, c: ComponentData): void {
+  if (c.consentLost) return;
+  const selected = pairById(s, c.selectedPairId);
+  // During a restart the old selected pair keeps carrying data until the new generation nominates its own.
+  const restarting = selected !== undefined && selected.generation !== s.generation;
+  if (!selected) {
+    // Before the first nomination data goes on the best valid pair (as libnice).
+    const best = validPairs(s, c.id)[0];
+    setSendPair(ctx, s, c, best?.id);
+    if (best && (c.state === 'connecting' || c.state === 'gathering' || c.state === 'disconnected' || c.state === 'failed')) {
+      setState(ctx, s, c, 'connected');
+    }
+  }
+  const nominated = nominatedPair(s, c.id);
+  if (nominated && (nominated.id !== c.selectedPairId || restarting)) select(ctx, s, c, nominated);
+}
+
+/** The nominated pair becomes the selected pair (§8.1.1; aggressive nomination may replace it by a better one). */
+function select(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair): void {
+  const cands = pairCandidates(c, pair);
+  if (!cands) return;
+  c.selectedPairId = pair.id;
+  c.nominationAt = undefined;
+  setSendPair(ctx, s, c, pair.id);
+  // The earlier generation's pairs of this component are done with (§9).
+  s.pairs = s.pairs.filter((p) => p.component !== c.id || p.generation === s.generation);
+  c.retired = [];
+  if ([...s.components.keys()].every((id) => isDone(s, id))) {
+    s.previousLocal = undefined;
+    s.previousRemote = undefined;
+    // §8.3: unused relayed candidates are freed a little after the checklist completes.
+    s.freeAt = ctx.now + 3000;
+  }
+  // §8.1.2: the component's other checks stop; those in flight are cancelled.
+  for (const p of pruneComponent(s, c.id)) if (p.txKey !== undefined) cancelTx(ctx, p.txKey);
+  debug('stream %d component %d: selected %s', s.id, c.id, pair.key);
+  emit(ctx, {
+    type: 'new-selected-pair', streamId: s.id, componentId: c.id,
+    local: publicCandidate(s, cands.local), remote: { ...cands.remote.c, streamId: s.id },
+  });
+  if (c.state !== 'connected' && c.state !== 'ready') setState(ctx, s, c, 'connected');
+  setState(ctx, s, c, 'ready');
+  // Data through a relay goes in ChannelData (RFC 8656 §12): 4 bytes of overhead instead of 36.
+  bindChannelFor(ctx, cands.local, cands.remote);
+}
+
+/**
+ * Regular nomination by the controlling agent (§8.1.1): when the role's
+ * strategy picks a valid pair, the check that produced it is repeated with
+ * USE-CANDIDATE, at once (not paced: it is one check on a path that works).
+ */
+export function runNomination(ctx: Ctx, s: StreamData, c: ComponentData): void {
+  const role = ctx.role;
+  if (!role.controlling || role.mode !== 'regular' || c.firstValidAt === undefined || isDone(s, c.id) || c.consentLost) return;
+  c.nominationAt = undefined;
+  const checklist = s.pairs.filter((p) => p.component === c.id && p.inChecklist && p.generation === s.generation);
+  const d = role.decide(checklist, validPairs(s, c.id), ctx.now - c.firstValidAt);
+  if (d.nominate) {
+    const target = d.nominate;
+    // §8.1.1: the generating pair is checked again (the valid pair may have a peer-reflexive local candidate).
+    const generating = checklist.find((p) => p.validPairId === target.id) ?? target;
+    debug('stream %d component %d: nominating %s', s.id, c.id, generating.key);
+    generating.nominating = true;
+    sendCheck(ctx, s, c, generating, 'check');
+  } else if (d.recheckInMs !== undefined) {
+    c.nominationAt = ctx.now + d.recheckInMs;
+  }
+}
+
+/**
+ * Fails components with nothing left to try once local gathering is complete
+ * and the peer has no more candidates (§8.1.2, RFC 8838 §8). With trickle and
+ * no end-of-candidates yet, a component with nothing left to try fails only
+ * when no remote candidate arrived for `trickleTimeout` (re-armed by every one).
+ */
+export function evaluate(ctx: Ctx, s: StreamData): void {
+  if (s.gathering !== 'complete') return;
+  const remoteDone = !ctx.o.iceTrickle || s.remoteEndOfCandidates;
+  for (const c of s.components.values()) {
+    c.trickleAt = undefined;
+    if (c.state === 'failed') continue;
+    const anything = c.remote.length > 0 || s.pairs.some((p) => p.component === c.id);
+    // Nothing to judge before the peer gave candidates or said it has none (with trickle, the timeout runs from its credentials).
+    if (!anything && !s.remoteEndOfCandidates && !(ctx.o.iceTrickle && canCheck(s))) continue;
+    if (!exhausted(s, c.id)) continue;
+    if (remoteDone) fail(ctx, s, c);
+    else c.trickleAt = s.lastRemoteCandidateAt + ctx.o.trickleTimeout;
+  }
+}
+
+export function fail(ctx: Ctx, s: StreamData, c: ComponentData): void {
+  c.nominationAt = undefined;
+  c.trickleAt = undefined;
+  const selected = pairById(s, c.selectedPairId);
+  // A restart that found nothing: the old pair still carries data.
+  if (selected && selected.generation !== s.generation) return;
+  setState(ctx, s, c, 'failed');
+}
+
+/** §7.3.1.1, §7.2.5.1: a role conflict flipped our role; priorities are recomputed and the strategy swapped. */
+export function switchRole(ctx: Ctx, controlling: boolean): void {
+  if (ctx.d.controlling === controlling) return;
+  debug('role conflict: now %s', controlling ? 'controlling' : 'controlled');
+  ctx.d.controlling = controlling;
+  ctx.role = createRole(controlling, ctx.o.nominationMode, ctx.o.nominationTimeout);
+  for (const s of ctx.d.streams.values()) reprioritise(s, controlling);
+}

@@ -1,0 +1,273 @@
+/**
+ * The core's state, as plain data: numbers, strings, booleans, Buffers,
+ * arrays and Maps of plain objects. No closures, no timers, no object links
+ * between entities (a pair names its candidates by id, a component names its
+ * selected pair by id), so that the whole state can be copied, inspected and
+ * later exported. Every deadline is a field (`...At`, ms on the shell's clock);
+ * the core's `nextTimeout()` is the earliest of them.
+ */
+import type { Candidate } from './candidate.js';
+import type { TransportAddress } from '../transport/address.js';
+import type { Allocation } from '../turn/allocation.js';
+import type { AgentStats } from '../stats.js';
+
+/** Component states, exactly libnice's NiceComponentState. */
+export type ComponentState = 'disconnected' | 'gathering' | 'connecting' | 'connected' | 'ready' | 'failed';
+
+/** Candidate pair states, RFC 8445 §6.1.2.6. */
+export type PairState = 'frozen' | 'waiting' | 'in-progress' | 'succeeded' | 'failed';
+
+export interface Credentials {
+  ufrag: string;
+  pwd: string;
+}
+
+/** A local candidate and the transport it sends from (its base, RFC 8445 §5.1.1). */
+export interface LocalCand {
+  id: number;
+  transportId: number;
+  c: Candidate;
+}
+
+export interface RemoteCand {
+  id: number;
+  c: Candidate;
+  /** When it arrived (a remote ICE restart keeps those that came after the old generation's last check). */
+  addedAt: number;
+}
+
+/** Per-pair counters (the W3C RTCIceCandidatePairStats fields). */
+export interface PairCounters {
+  requestsSent: number;
+  requestsReceived: number;
+  responsesSent: number;
+  responsesReceived: number;
+  consentRequestsSent: number;
+  packetsSent: number;
+  packetsReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  lastPacketSentAt: number | undefined;
+  lastPacketReceivedAt: number | undefined;
+  /** Last round-trip time of a check or consent request on this pair, ms. */
+  currentRtt: number | undefined;
+  totalRtt: number;
+  rttSamples: number;
+}
+
+export interface Pair {
+  id: number;
+  component: number;
+  /** The ICE generation (restart counter) the pair belongs to. */
+  generation: number;
+  localId: number;
+  remoteId: number;
+  /** The candidates' types (nomination weighs relayed and host pairs differently). */
+  localType: string;
+  remoteType: string;
+  /** Redundancy key (§6.1.2.4): local base transport and remote address. */
+  key: string;
+  /** Pair foundation: local and remote foundations together, compared as whole strings (§6.1.2.6). */
+  foundation: string;
+  priority: bigint;
+  state: PairState;
+  /** Part of the checklist (false: a valid pair with a local peer-reflexive candidate, §7.2.5.3.2). */
+  inChecklist: boolean;
+  /** In the valid list (§7.2.5.3.2). */
+  valid: boolean;
+  nominated: boolean;
+  /** Controlled side: USE-CANDIDATE came before our own check succeeded (§7.3.1.5). */
+  nominateOnSuccess: boolean;
+  /** Controlling side, regular nomination: the USE-CANDIDATE check is under way. */
+  nominating: boolean;
+  /** The valid pair this pair's check produced (§7.2.5.3.2). */
+  validPairId: number | undefined;
+  /** The transaction of the latest check on this pair. */
+  txKey: string | undefined;
+  counters: PairCounters;
+}
+
+export interface ConsentState {
+  /** The pair consent is kept on (the component's send pair when it started). */
+  pairId: number;
+  nextAt: number;
+  lastResponseAt: number;
+}
+
+export interface ComponentData {
+  id: number;
+  state: ComponentState;
+  local: LocalCand[];
+  remote: RemoteCand[];
+  /** Remote candidates of an earlier generation still named by a pair in use (the old selected pair during a restart). */
+  retired: RemoteCand[];
+  /** The nominated pair in use (libnice's selected pair). */
+  selectedPairId: number | undefined;
+  /** Where data goes: the selected pair, or before nomination the best valid pair (as libnice). */
+  sendPairId: number | undefined;
+  firstValidAt: number | undefined;
+  /** Regular nomination: decide again at this time (a better pair may still succeed). */
+  nominationAt: number | undefined;
+  /** Trickle: fail at this time if still nothing to try. */
+  trickleAt: number | undefined;
+  consent: ConsentState | undefined;
+  /** RFC 7675: consent was lost; nothing revives the component but an ICE restart. */
+  consentLost: boolean;
+  /** Remote addresses allowed to send application data (addressKey form). */
+  authorized: Set<string>;
+  /** The last source that passed the authorisation test (the data path's one comparison). */
+  lastSrcAddress: string;
+  lastSrcPort: number;
+  /** TURN servers for this component only (setRelayInfo). */
+  relayServers: TurnServerConfig[];
+}
+
+export type GatheringState = 'new' | 'gathering' | 'complete';
+
+export interface StreamData {
+  id: number;
+  generation: number;
+  local: Credentials;
+  /** Credentials of the previous generation, accepted until the new one selects its pairs (§9). */
+  previousLocal: Credentials | undefined;
+  remote: Credentials | undefined;
+  previousRemote: Credentials | undefined;
+  /** A local restart waits for the peer's new credentials. */
+  restartPending: boolean;
+  /** Whether a check went out or an authenticated request came in with the current remote credentials. */
+  remoteUsed: boolean;
+  /** Time of the last connectivity check (sent or received) of the current generation. */
+  lastCheckAt: number;
+  remoteEndOfCandidates: boolean;
+  lastRemoteCandidateAt: number;
+  gathering: GatheringState;
+  /** Server jobs (STUN bindings, TURN allocations) still running in this gathering. */
+  pendingServerJobs: number;
+  initialRequestSeen: boolean;
+  components: Map<number, ComponentData>;
+  /** Every pair of the stream, highest priority first (the checklist is those `inChecklist`). */
+  pairs: Pair[];
+  /** Triggered-check queue (§6.1.4.1), pair ids, FIFO. */
+  triggered: number[];
+  /** Once every component has its selected pair: when unused relayed candidates are freed (§8.3). */
+  freeAt: number | undefined;
+}
+
+export interface TurnServerConfig {
+  url: string;
+  username: string;
+  credential: string;
+  ca?: string | Buffer | Array<string | Buffer>;
+  rejectUnauthorized?: boolean;
+}
+
+export type TransportKind = 'host' | 'relay' | 'link';
+
+/** A transport the core sends on: a host UDP socket, a TURN allocation (relayed), or a TCP/TLS link to a TURN server. */
+export interface TransportRecord {
+  id: number;
+  kind: TransportKind;
+  protocol: 'udp' | 'tcp';
+  streamId: number;
+  componentId: number;
+  local: TransportAddress;
+  /** relay: the allocation behind it; link: the allocation it carries. */
+  allocationId: number | undefined;
+  /** Gathering rank of a host address (RFC 8421 order), for local preferences. */
+  rank: number;
+  /**
+   * STUN/TURN servers whose answers arrive on this transport: datagrams from
+   * them are routed to gathering or to the allocation before the ICE demux.
+   */
+  servers: Array<{ address: string; port: number; allocationId: number | undefined }>;
+}
+
+/** A server-reflexive gathering transaction (RFC 8445 §5.1.1.2: a Binding request to a STUN server). */
+export interface SrflxTx {
+  key: string;
+  streamId: number;
+  componentId: number;
+  transportId: number;
+  url: string;
+  server: TransportAddress;
+  bytes: Buffer;
+  attempt: number;
+  waits: number[];
+  nextAt: number;
+}
+
+export interface AllocationRecord {
+  id: number;
+  streamId: number;
+  componentId: number;
+  url: string;
+  /** The transport the server is reached on: a host UDP socket, or a TCP/TLS link. */
+  linkId: number;
+  /** The relayed transport, once allocated. */
+  relayId: number | undefined;
+  machine: Allocation;
+  /** Counted in its stream's pendingServerJobs until it allocates or fails. */
+  pending: boolean;
+}
+
+export type CheckKind = 'check' | 'consent';
+
+/** A connectivity check or consent request in flight (RFC 8445 §7.2.4, RFC 7675 §5.1). */
+export interface CheckTx {
+  key: string;
+  kind: CheckKind;
+  streamId: number;
+  componentId: number;
+  pairId: number;
+  transportId: number;
+  to: TransportAddress;
+  bytes: Buffer;
+  /** The remote password the request was signed with; the response must verify with it. */
+  password: string;
+  controlling: boolean;
+  useCandidate: boolean;
+  priority: number;
+  attempt: number;
+  lastSentAt: number;
+  nextAt: number;
+  /** §7.3.1.4: cancelled — no retransmission, no failure on timeout, but a response is still taken. */
+  cancelled: boolean;
+}
+
+export interface CoreData {
+  controlling: boolean;
+  tieBreaker: bigint;
+  nextStreamId: number;
+  nextId: number;
+  streams: Map<number, StreamData>;
+  transports: Map<number, TransportRecord>;
+  checks: Map<string, CheckTx>;
+  srflx: Map<string, SrflxTx>;
+  allocations: Map<number, AllocationRecord>;
+  foundations: Map<string, string>;
+  /** The pacer (Ta, §6.1.4.2): next time an ordinary check may go, and the stream to start with. */
+  nextCheckAt: number;
+  pacerIdle: boolean;
+  rr: number;
+  /** Triggered checks sent at once in the current Ta window, to bound bursts. */
+  burstWindowAt: number;
+  burstCount: number;
+  closing: boolean;
+  stats: AgentStats;
+}
+
+export function newCounters(): PairCounters {
+  return {
+    requestsSent: 0, requestsReceived: 0, responsesSent: 0, responsesReceived: 0, consentRequestsSent: 0,
+    packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0,
+    lastPacketSentAt: undefined, lastPacketReceivedAt: undefined, currentRtt: undefined, totalRtt: 0, rttSamples: 0,
+  };
+}
+
+export function newComponent(id: number): ComponentData {
+  return {
+    id, state: 'disconnected', local: [], remote: [], retired: [], selectedPairId: undefined, sendPairId: undefined,
+    firstValidAt: undefined, nominationAt: undefined, trickleAt: undefined, consent: undefined, consentLost: false,
+    authorized: new Set(), lastSrcAddress: '', lastSrcPort: -1, relayServers: [],
+  };
+}
