@@ -12,10 +12,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import stun from 'stun';
 import { Agent } from '../lib/index.js';
-import {
-  ATTR, BINDING_REQUEST, BindingRequestTemplate, encodeBindingRequest, decodeStun, findAttribute, verifyIntegrity,
-  verifyFingerprint, newTransactionId, getUsername, getPriority, type BindingRequestFields,
-} from '../lib/stun/message.js';
+import { ATTR, BINDING_REQUEST, decodeStun, findAttribute, verifyIntegrity, verifyFingerprint, newTransactionId, getUsername, getPriority } from '../lib/stun/message.js';
+import { BindingRequestTemplate, encodeBindingRequest, type BindingRequestFields } from '../lib/stun/binding.js';
 import { figure, ratio, type Figure, withTimeout } from './stats.js';
 
 const FIELDS = {

@@ -10,15 +10,16 @@
 import { EventEmitter } from 'node:events';
 import createDebug from 'debug';
 import type { Candidate } from './core/candidate.js';
-import { IceCore, type CoreEvent, type PairInfo, type SelectedPair, type ServerPlan } from './core/core.js';
+import { IceCore, type CoreEvent, type PairInfo, type SelectedPair } from './core/core.js';
+import { warmUp } from './core/warmup.js';
 import type { ComponentState, Credentials } from './core/state.js';
 import { type AgentOptions, type ResolvedOptions, type TurnServer, resolveOptions, validateTurnServer } from './options.js';
 import type { AgentStats } from './stats.js';
 import { InvalidArgumentError, InvalidStateError, type ServerError } from './errors.js';
-import { hostAddresses } from './gather/host.js';
-import { parseIceServerUrl } from './turn/url.js';
+import { bindHost, hostAddresses } from './gather/host.js';
+import { planServers, type TurnServerEntry } from './gather/servers.js';
 import { StreamFramer } from './turn/framing.js';
-import { canonicalIp, type TransportAddress } from './transport/address.js';
+import type { TransportAddress } from './transport/address.js';
 import type { DatagramSocket, Network, StreamSocket, TimerHandle } from './transport/network.js';
 
 const debug = createDebug('ice-agent:agent');
@@ -74,7 +75,8 @@ export class Agent extends EventEmitter {
   readonly #pending = new Set<Promise<unknown>>();
   /** Aborts the TCP/TLS connections still being opened when close() comes. */
   readonly #abort = new AbortController();
-  readonly #lookupTimers = new Set<TimerHandle>();
+  /** The shell's own deadlines (name lookups, the close grace), armed on the same one timer as the core's. */
+  readonly #deadlines = new Set<{ at: number; fn: () => void }>();
   #timer: TimerHandle | undefined;
   #timerAt = Infinity;
   #settling = false;
@@ -87,6 +89,7 @@ export class Agent extends EventEmitter {
     super();
     this.options = Object.freeze(resolveOptions(options));
     this.#net = this.options.network;
+    warmUp();
     this.#core = new IceCore(this.options, {
       transmit: (id, to, data) => this.#transmit(id, to, data),
       deliver: (s, c, data, from) => {
@@ -223,7 +226,10 @@ export class Agent extends EventEmitter {
     const components = [...this.#core.stream(streamId).components.keys()];
     for (const componentId of components) {
       for (let rank = 0; rank < addrs.length; rank++) {
-        const sock = await this.#track(this.#bind(addrs[rank]!));
+        const sock = await this.#track(bindHost(this.#net, addrs[rank]!, o.portRange)).catch((err: Error) => {
+          debug('cannot bind %s: %s', addrs[rank], err.message);
+          return undefined;
+        });
         if (!sock) continue;
         if (!this.#alive(streamId)) {
           await sock.close();
@@ -235,80 +241,20 @@ export class Agent extends EventEmitter {
       }
     }
     if (!this.#alive(streamId)) return;
-    const plan = await this.#plan(streamId);
+    const relays: TurnServerEntry[] = o.turnServers.map((t) => [t, undefined]);
+    for (const c of this.#core.stream(streamId).components.values()) for (const t of c.relayServers) relays.push([t, c.id]);
+    const plan = await planServers(o.stunServers, relays, (h) => this.#lookup(h));
     if (!this.#alive(streamId)) return;
     this.#core.startServers(streamId, plan, this.#net.now());
     this.#settle();
   }
 
-  /** Binds on `address`, inside `portRange` if set (starting at a random port, so concurrent agents do not race). */
-  async #bind(address: string): Promise<DatagramSocket | undefined> {
-    const range = this.options.portRange;
-    try {
-      if (!range) return await this.#net.bindDatagram(address, 0);
-      const span = range.max - range.min + 1;
-      const start = this.#net.randomBytes(4).readUInt32BE(0) % span;
-      for (let i = 0; i < span; i++) {
-        try {
-          return await this.#net.bindDatagram(address, range.min + ((start + i) % span));
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-        }
-      }
-      throw new Error(`no free port in ${range.min}-${range.max}`);
-    } catch (err) {
-      debug('cannot bind %s: %s', address, (err as Error).message);
-      return undefined;
-    }
-  }
-
-  /** Resolves the servers of a gathering, each lookup bounded by `serverTimeout`. */
-  async #plan(streamId: number): Promise<ServerPlan> {
-    const o = this.options;
-    const resolveHost = async (host: string): Promise<{ address?: string; error?: string }> => {
-      const ip = canonicalIp(host);
-      if (ip !== undefined) return { address: ip };
-      try {
-        return { address: await this.#lookup(host) };
-      } catch (err) {
-        return { error: `cannot resolve ${host}: ${(err as Error).message}` };
-      }
-    };
-    const stun = await Promise.all(o.stunServers.map(async (url) => {
-      const u = parseIceServerUrl(url);
-      return { url, port: u.port, ...(await resolveHost(u.host)) };
-    }));
-    const turnEntries: Array<[TurnServer, number | undefined]> = o.turnServers.map((t) => [t, undefined]);
-    for (const c of this.#core.stream(streamId).components.values()) {
-      for (const t of c.relayServers) turnEntries.push([t, c.id]);
-    }
-    const turn = await Promise.all(turnEntries.map(async ([t, componentId]) => {
-      const u = parseIceServerUrl(t.url);
-      return {
-        url: t.url, port: u.port, transport: u.transport, secure: u.secure, username: t.username, credential: t.credential,
-        ...(t.ca !== undefined ? { ca: t.ca } : {}),
-        ...(t.rejectUnauthorized !== undefined ? { rejectUnauthorized: t.rejectUnauthorized } : {}),
-        ...(canonicalIp(u.host) === undefined ? { servername: u.host } : {}),
-        ...(componentId !== undefined ? { componentId } : {}),
-        ...(await resolveHost(u.host)),
-      };
-    }));
-    return { stun, turn };
-  }
-
+  /** A name lookup bounded by `serverTimeout`, on the shell's one timer. */
   #lookup(host: string): Promise<string> {
     return new Promise((resolve, reject) => {
-      const timer = this.#net.setTimer(() => {
-        this.#lookupTimers.delete(timer);
-        reject(new Error(`no answer within ${this.options.serverTimeout} ms`));
-      }, this.options.serverTimeout);
-      this.#lookupTimers.add(timer);
-      const done = () => {
-        this.#net.clearTimer(timer);
-        this.#lookupTimers.delete(timer);
-      };
-      // Not tracked for close(): a name lookup holds no handle of ours, and the timer above bounds the wait.
-      this.#net.lookup(host).then((a) => { done(); resolve(a); }, (e: Error) => { done(); reject(e); });
+      const cancel = this.#after(this.options.serverTimeout, () => reject(new Error(`no answer within ${this.options.serverTimeout} ms`)));
+      // Not tracked for close(): a name lookup holds no handle of ours, and the deadline bounds the wait.
+      this.#net.lookup(host).then((a) => { cancel(); resolve(a); }, (e: Error) => { cancel(); reject(e); });
     });
   }
 
@@ -496,6 +442,11 @@ export class Agent extends EventEmitter {
     try {
       for (;;) {
         const now = this.#net.now();
+        for (const dl of [...this.#deadlines]) {
+          if (dl.at > now) continue;
+          this.#deadlines.delete(dl);
+          dl.fn();
+        }
         if (this.#core.nextTimeout() <= now) {
           try {
             this.#core.handleTimeout(now);
@@ -519,8 +470,19 @@ export class Agent extends EventEmitter {
     }
   }
 
+  /** A deadline of the shell's own on the one timer; returns its cancellation. */
+  #after(ms: number, fn: () => void): () => void {
+    const dl = { at: this.#net.now() + ms, fn };
+    this.#deadlines.add(dl);
+    this.#arm();
+    return () => {
+      this.#deadlines.delete(dl);
+    };
+  }
+
   #arm(): void {
-    const at = this.#closed && this.#core.closed ? Infinity : this.#core.nextTimeout();
+    let at = this.#closed && this.#core.closed ? Infinity : this.#core.nextTimeout();
+    for (const dl of this.#deadlines) at = Math.min(at, dl.at);
     if (at === this.#timerAt) return;
     if (this.#timer !== undefined) this.#net.clearTimer(this.#timer);
     this.#timer = undefined;
@@ -578,11 +540,11 @@ export class Agent extends EventEmitter {
     this.#closing = (async () => {
       this.#settle();
       if (!this.#core.closed) {
-        // The allocations end by themselves within their bound; the grace timer is a backstop.
+        // The allocations end by themselves within their bound; the grace deadline is a backstop.
         await new Promise<void>((resolve) => {
-          const grace = this.#net.setTimer(() => resolve(), Math.min(this.options.serverTimeout, 1000) + CLOSE_GRACE_MS);
+          const cancel = this.#after(Math.min(this.options.serverTimeout, 1000) + CLOSE_GRACE_MS, resolve);
           this.#closeDone = () => {
-            this.#net.clearTimer(grace);
+            cancel();
             resolve();
           };
           this.#checkClosed();
@@ -591,8 +553,7 @@ export class Agent extends EventEmitter {
       if (this.#timer !== undefined) this.#net.clearTimer(this.#timer);
       this.#timer = undefined;
       this.#timerAt = Infinity;
-      for (const t of this.#lookupTimers) this.#net.clearTimer(t);
-      this.#lookupTimers.clear();
+      this.#deadlines.clear();
       this.#abort.abort();
       // Sockets still being bound or connected are closed when they arrive (the code awaiting them sees #closed).
       await Promise.allSettled([...this.#pending]);

@@ -3,7 +3,8 @@ import t from 'tap';
 import dgram from 'node:dgram';
 import { Agent, CandidateParseError, InvalidArgumentError, UnknownStreamError } from '../lib/index.js';
 import { makePair, exchangeCandidates, waitState, waitFor, closeAll, LOOPBACK, trackHandles, deadPort as unusedPort } from './helpers.js';
-import { decodeStun, encodeBindingSuccess } from '../lib/stun/message.js';
+import { decodeStun } from '../lib/stun/message.js';
+import { encodeBindingSuccess } from '../lib/stun/binding.js';
 
 t.test('role conflict: both start controlling, one yields (§7.3.1.1, §7.2.5.1) and both reach ready', async (t) => {
   const p = await makePair({ controllingMode: true }, { controllingMode: true });
@@ -52,8 +53,11 @@ t.test('an unreachable remote candidate fails while a good one succeeds', async 
   const p = await makePair({ nominationTimeout: 60000 }, {});
   t.teardown(() => closeAll(p.a, p.b));
   const deadPort = await unusedPort();
-  const good = p.b.getLocalCandidates(1, 1)[0]!;
-  const bogus = { ...good, port: deadPort, foundation: '99', priority: good.priority + 1000 };
+  const host = p.b.getLocalCandidates(1, 1)[0]!;
+  // B's address signalled as server-reflexive: a host↔host valid pair would be nominated at once
+  // (the stopping criterion of lib/core/nomination.ts), and this test is about the dead pair failing.
+  const good = { ...host, type: 'srflx' as const, priority: host.priority - 0x10000000, relatedAddress: host.address, relatedPort: host.port };
+  const bogus = { ...host, port: deadPort, foundation: '99', priority: host.priority + 1000 };
   p.a.setRemoteCandidates(1, 1, [bogus, good]);
   p.b.setRemoteCandidates(1, 1, p.a.getLocalCandidates(1, 1));
   await Promise.all([waitState(p.a, 1, 1, 'ready', 10000), waitState(p.b, 1, 1, 'ready', 10000)]);

@@ -1,7 +1,7 @@
 import t from 'tap';
-import type { Candidate } from '../lib/candidate.js';
+import type { Candidate } from '../lib/core/candidate.js';
 import { CandidateParseError } from '../lib/errors.js';
-import { parseCandidate, serializeCandidate } from '../lib/candidate-attribute.js';
+import { parseCandidate, serializeCandidate } from '../lib/core/candidate-attribute.js';
 
 const valid: Array<[string, string, Candidate]> = [
   [
@@ -99,9 +99,53 @@ const valid: Array<[string, string, Candidate]> = [
     `candidate:${'x'.repeat(32)} 256 udp 4294967295 0.0.0.0 1 typ relay`,
     { foundation: 'x'.repeat(32), component: 256, transport: 'udp', priority: 4294967295, address: '0.0.0.0', port: 1, type: 'relay' },
   ],
+  // Changed on purpose: RFC 8839 §5.1 `transport = "UDP" / transport-extension` (a token) and
+  // `candidate-types = "host" / "srflx" / "prflx" / "relay" / token`: unknown tokens parse (the agent skips
+  // such candidates when they are added). `[SP rel-addr] [SP rel-port]`: each is optional on its own.
+  [
+    'changed: extension transport token parses (transport-extension)',
+    'candidate:1 1 SCTP 1 1.2.3.4 5 typ host',
+    { foundation: '1', component: 1, transport: 'sctp', priority: 1, address: '1.2.3.4', port: 5, type: 'host' },
+  ],
+  [
+    'changed: old-draft tcp-so transport token parses',
+    'candidate:1 1 tcp-so 1 1.2.3.4 5 typ host',
+    { foundation: '1', component: 1, transport: 'tcp-so', priority: 1, address: '1.2.3.4', port: 5, type: 'host' },
+  ],
+  [
+    'changed: unknown typ token parses',
+    'candidate:1 1 udp 1 1.2.3.4 5 typ Local',
+    { foundation: '1', component: 1, transport: 'udp', priority: 1, address: '1.2.3.4', port: 5, type: 'local' },
+  ],
+  [
+    'changed: raddr without rport parses',
+    'candidate:1 1 udp 1 1.2.3.4 5 typ srflx raddr 1.1.1.1',
+    { foundation: '1', component: 1, transport: 'udp', priority: 1, address: '1.2.3.4', port: 5, type: 'srflx', relatedAddress: '1.1.1.1' },
+  ],
+  [
+    'changed: raddr without rport, then an extension',
+    'candidate:1 1 udp 1 1.2.3.4 5 typ srflx raddr 1.1.1.1 generation 0',
+    {
+      foundation: '1', component: 1, transport: 'udp', priority: 1, address: '1.2.3.4', port: 5, type: 'srflx',
+      relatedAddress: '1.1.1.1', extensions: [['generation', '0']],
+    },
+  ],
+  [
+    'changed: rport without raddr parses',
+    'candidate:1 1 udp 1 1.2.3.4 5 typ srflx rport 5',
+    { foundation: '1', component: 1, transport: 'udp', priority: 1, address: '1.2.3.4', port: 5, type: 'srflx', relatedPort: 5 },
+  ],
+  [
+    'changed: rport without raddr, then an extension',
+    'candidate:1 1 udp 1 1.2.3.4 5 typ relay RPORT 0 network-id 2',
+    {
+      foundation: '1', component: 1, transport: 'udp', priority: 1, address: '1.2.3.4', port: 5, type: 'relay',
+      relatedPort: 0, extensions: [['network-id', '2']],
+    },
+  ],
 ];
 
-t.test('parses valid candidates', async (t) => {
+t.test('parses valid candidates (changed: extension transport/typ tokens and a lone raddr or rport parse)', async (t) => {
   for (const [name, line, expected] of valid) {
     const c = parseCandidate(line);
     t.strictSame(c, expected, name);
@@ -153,9 +197,9 @@ const invalid: Array<[string, string, string]> = [
   ['component 4 digits', 'candidate:1 0001 udp 1 1.2.3.4 5 typ host', 'component'],
   ['component signed', 'candidate:1 +1 udp 1 1.2.3.4 5 typ host', 'component'],
   ['component not a number', 'candidate:1 one udp 1 1.2.3.4 5 typ host', 'component'],
-  ['transport sctp', 'candidate:1 1 sctp 1 1.2.3.4 5 typ host', 'transport'],
   ['transport missing', 'candidate:1 1', 'transport'],
-  ['transport tcp-so (old draft)', 'candidate:1 1 tcp-so 1 1.2.3.4 5 typ host', 'transport'],
+  ['transport not a token', 'candidate:1 1 ud(p) 1 1.2.3.4 5 typ host', 'transport'],
+  ['transport non-ASCII', 'candidate:1 1 üdp 1 1.2.3.4 5 typ host', 'transport'],
   ['priority 0', 'candidate:1 1 udp 0 1.2.3.4 5 typ host', 'priority'],
   ['priority 2^32', 'candidate:1 1 udp 4294967296 1.2.3.4 5 typ host', 'priority'],
   ['priority 11 digits', 'candidate:1 1 udp 01234567890 1.2.3.4 5 typ host', 'priority'],
@@ -184,14 +228,17 @@ const invalid: Array<[string, string, string]> = [
   ['port 0 tcp passive', 'candidate:1 1 tcp 1 1.2.3.4 0 typ host tcptype passive', 'port'],
   ['typ keyword missing', 'candidate:1 1 udp 1 1.2.3.4 5 host', 'typ'],
   ['typ value missing', 'candidate:1 1 udp 1 1.2.3.4 5 typ', 'typ'],
-  ['typ unknown', 'candidate:1 1 udp 1 1.2.3.4 5 typ local', 'typ'],
   ['typ repeated', 'candidate:1 1 udp 1 1.2.3.4 5 typ host typ host', 'typ'],
+  ['typ not a token', 'candidate:1 1 udp 1 1.2.3.4 5 typ ho@st', 'typ'],
+  ['rport before raddr', 'candidate:1 1 udp 1 1.2.3.4 5 typ srflx rport 5 raddr 1.1.1.1', 'raddr'],
+  ['raddr twice', 'candidate:1 1 udp 1 1.2.3.4 5 typ srflx raddr 1.1.1.1 raddr 2.2.2.2', 'raddr'],
+  ['rport twice', 'candidate:1 1 udp 1 1.2.3.4 5 typ srflx raddr 1.1.1.1 rport 5 rport 6', 'rport'],
+  ['rport without raddr, not a number', 'candidate:1 1 udp 1 1.2.3.4 5 typ srflx rport x', 'rport'],
+  ['port 0 on an extension transport', 'candidate:1 1 sctp 1 1.2.3.4 0 typ host', 'port'],
+  ['tcptype on an extension transport', 'candidate:1 1 sctp 1 1.2.3.4 5 typ host tcptype active', 'tcptype'],
   ['raddr invalid', 'candidate:1 1 udp 1 1.2.3.4 5 typ srflx raddr 999.1.1.1 rport 5', 'raddr'],
   ['raddr missing value', 'candidate:1 1 udp 1 1.2.3.4 5 typ srflx raddr', 'raddr'],
   ['raddr after extension', 'candidate:1 1 udp 1 1.2.3.4 5 typ srflx generation 0 raddr 1.1.1.1 rport 5', 'raddr'],
-  ['raddr without rport', 'candidate:1 1 udp 1 1.2.3.4 5 typ srflx raddr 1.1.1.1', 'rport'],
-  ['raddr then extension', 'candidate:1 1 udp 1 1.2.3.4 5 typ srflx raddr 1.1.1.1 generation 0', 'rport'],
-  ['rport without raddr', 'candidate:1 1 udp 1 1.2.3.4 5 typ srflx rport 5', 'rport'],
   ['rport out of range', 'candidate:1 1 udp 1 1.2.3.4 5 typ srflx raddr 1.1.1.1 rport 70000', 'rport'],
   ['rport missing value', 'candidate:1 1 udp 1 1.2.3.4 5 typ srflx raddr 1.1.1.1 rport', 'rport'],
   ['tcptype bad value', 'candidate:1 1 tcp 1 1.2.3.4 5 typ host tcptype server', 'tcptype'],
@@ -206,7 +253,7 @@ const invalid: Array<[string, string, string]> = [
   ['two line endings', 'candidate:1 1 udp 1 1.2.3.4 5 typ host\r\n\r\n', 'typ'],
 ];
 
-t.test('rejects invalid candidates with the field at fault', async (t) => {
+t.test('rejects invalid candidates with the field at fault (changed: extension tokens and lone raddr/rport no longer rejected)', async (t) => {
   for (const [name, line, field] of invalid) {
     t.throws(() => parseCandidate(line), CandidateParseError, name);
     try {
@@ -229,14 +276,16 @@ const unserializable: Array<[string, Partial<Candidate>, string]> = [
   ['empty foundation', { foundation: '' }, 'foundation'],
   ['component 0', { component: 0 }, 'component'],
   ['component 1.5', { component: 1.5 }, 'component'],
-  ['transport', { transport: 'sctp' as Candidate['transport'] }, 'transport'],
+  ['transport not a token', { transport: 'ud p' }, 'transport'],
+  ['empty transport', { transport: '' }, 'transport'],
   ['priority NaN', { priority: Number.NaN }, 'priority'],
   ['address with space', { address: '1.2.3.4 9' }, 'address'],
   ['port 0 on udp', { port: 0 }, 'port'],
   ['port 65536', { port: 65536 }, 'port'],
-  ['type', { type: 'local' as Candidate['type'] }, 'typ'],
-  ['relatedAddress without relatedPort', { relatedAddress: '1.1.1.1' }, 'rport'],
-  ['relatedPort without relatedAddress', { relatedPort: 5 }, 'raddr'],
+  ['type not a token', { type: 'a b' }, 'typ'],
+  ['empty type', { type: '' }, 'typ'],
+  ['relatedPort 65536 alone', { relatedPort: 65536 }, 'rport'],
+  ['bad relatedAddress alone', { relatedAddress: '1.2.3.256' }, 'raddr'],
   ['bad relatedAddress', { relatedAddress: 'x y', relatedPort: 5 }, 'raddr'],
   ['tcpType on udp', { tcpType: 'active' }, 'tcptype'],
   ['tcp without tcpType', { transport: 'tcp' }, 'tcptype'],
@@ -245,7 +294,7 @@ const unserializable: Array<[string, Partial<Candidate>, string]> = [
   ['reserved extension name', { extensions: [['raddr', '1.1.1.1']] }, 'extension'],
 ];
 
-t.test('serializer refuses what the parser would reject', async (t) => {
+t.test('serializer refuses what the parser would reject (changed: extension tokens and lone raddr/rport serialize)', async (t) => {
   for (const [name, patch, field] of unserializable) {
     try {
       serializeCandidate({ ...good, ...patch });
@@ -254,5 +303,22 @@ t.test('serializer refuses what the parser would reject', async (t) => {
       t.ok(err instanceof CandidateParseError, `${name}: is a CandidateParseError`);
       t.equal((err as CandidateParseError).field, field, `${name}: field`);
     }
+  }
+});
+
+// Changed on purpose: the serializer emits what the parser now accepts, and nothing else.
+t.test('changed: extension tokens and a lone raddr or rport serialize, and parse back', async (t) => {
+  const cases: Array<[string, Partial<Candidate>, string]> = [
+    ['extension transport', { transport: 'sctp' }, 'candidate:1 1 sctp 100 1.2.3.4 5 typ host'],
+    ['unknown type token', { type: 'local' }, 'candidate:1 1 udp 100 1.2.3.4 5 typ local'],
+    ['relatedAddress without relatedPort', { type: 'srflx', relatedAddress: '1.1.1.1' }, 'candidate:1 1 udp 100 1.2.3.4 5 typ srflx raddr 1.1.1.1'],
+    ['relatedPort without relatedAddress', { type: 'srflx', relatedPort: 5 }, 'candidate:1 1 udp 100 1.2.3.4 5 typ srflx rport 5'],
+    ['relatedAddress in IPv6 upper case', { relatedAddress: '2001:DB8::1' }, 'candidate:1 1 udp 100 1.2.3.4 5 typ host raddr 2001:db8::1'],
+  ];
+  for (const [name, patch, line] of cases) {
+    const c = { ...good, ...patch };
+    t.equal(serializeCandidate(c), line, `${name}: serialized`);
+    const back = parseCandidate(line);
+    t.strictSame(back, { ...c, ...(c.relatedAddress ? { relatedAddress: c.relatedAddress.toLowerCase() } : {}) }, `${name}: parses back`);
   }
 });

@@ -1,24 +1,17 @@
 /** Host candidate addresses (RFC 8445 §5.1.1.1, RFC 8421) and the sockets behind them. */
 import t from 'tap';
-import type os from 'node:os';
 import { hostAddresses, isLinkLocalV6 } from '../lib/gather/host.js';
 import { Agent } from '../lib/index.js';
+import type { InterfaceAddress } from '../lib/transport/network.js';
 
-const ni = (address: string, internal = false): os.NetworkInterfaceInfo => ({
-  address,
-  internal,
-  family: address.includes(':') ? 'IPv6' : 'IPv4',
-  netmask: '',
-  mac: '00:00:00:00:00:00',
-  cidr: null,
-  ...(address.includes(':') ? { scopeid: 0 } : {}),
-} as os.NetworkInterfaceInfo);
+const ni = (address: string, internal = false): InterfaceAddress => ({ address, internal });
 
-const IFACES = {
-  lo: [ni('127.0.0.1', true), ni('::1', true)],
-  eth0: [ni('198.51.100.7'), ni('2001:db8::7'), ni('fe80::1')],
-  eth1: [ni('203.0.113.9'), ni('::ffff:203.0.113.9')],
-};
+// What os.networkInterfaces() reports, flattened (lib/transport/network.ts InterfaceAddress).
+const IFACES: InterfaceAddress[] = [
+  ni('127.0.0.1', true), ni('::1', true), // lo
+  ni('198.51.100.7'), ni('2001:db8::7'), ni('fe80::1'), // eth0
+  ni('203.0.113.9'), ni('::ffff:203.0.113.9'), // eth1
+];
 
 t.test('every usable interface address, loopback and link-local excluded, IPv6 and IPv4 interleaved (RFC 8421)', async (t) => {
   t.same(hostAddresses({ localAddresses: undefined, ipv4: true, ipv6: true }, IFACES),
@@ -33,9 +26,27 @@ t.test('localAddresses restricts gathering; loopback only when listed', async (t
   t.same(hostAddresses({ localAddresses: ['fe80::1', '127.0.0.1'], ipv4: true, ipv6: true }, IFACES), ['127.0.0.1'], 'link-local never');
 });
 
+t.test('interface addresses are taken in canonical form (RFC 5952) and counted once', async (t) => {
+  const ifaces = [
+    ni('2001:DB8:0:0:0:0:0:7'), ni('2001:db8::7'), ni('2001:0db8::0007'), // one address, three spellings
+    ni('FE80:0:0:0:0:0:0:2'), // link-local, upper case
+    ni('::FFFF:C000:201'), // IPv4-mapped, hex
+    ni('192.0.2.1'), ni('192.0.2.1'),
+  ];
+  t.same(hostAddresses({ localAddresses: undefined, ipv4: true, ipv6: true }, ifaces), ['2001:db8::7', '192.0.2.1'],
+    'duplicates removed, link-local and IPv4-mapped left out whatever their spelling');
+  t.same(hostAddresses({ localAddresses: ['2001:DB8::0:7', '2001:db8:0::7'], ipv4: true, ipv6: true }, []), ['2001:db8::7'],
+    'localAddresses canonicalised and deduplicated too');
+  t.same(hostAddresses({ localAddresses: undefined, ipv4: true, ipv6: true }, []), [], 'no interfaces: nothing');
+  t.same(hostAddresses({ localAddresses: undefined, ipv4: true, ipv6: true }, [ni('127.0.0.1', true), ni('::1', true)]), [],
+    'only loopback: nothing unless listed');
+  t.same(hostAddresses({ localAddresses: ['::ffff:127.0.0.1'], ipv4: true, ipv6: true }, []), [],
+    'an IPv4-mapped address is not gathered on even when listed');
+});
+
 t.test('isLinkLocalV6', async (t) => {
-  for (const a of ['fe80::1', 'FE80::abcd', 'febf::1']) t.ok(isLinkLocalV6(a), a);
-  for (const a of ['fec0::1', '2001:db8::1', '::1']) t.notOk(isLinkLocalV6(a), a);
+  for (const a of ['fe80::1', 'FE80::abcd', 'febf::1', 'fe80::', 'fe9a:1::1']) t.ok(isLinkLocalV6(a), a);
+  for (const a of ['fec0::1', '2001:db8::1', '::1', 'fe8::1', 'fe80', 'ff02::1', '::ffff:254.128.0.1']) t.notOk(isLinkLocalV6(a), a);
 });
 
 t.test('portRange: every host socket is bound inside the range; IPv4 and IPv6 loopback get distinct preferences', async (t) => {

@@ -6,9 +6,8 @@ import t from 'tap';
 import dgram from 'node:dgram';
 import stun from 'stun';
 import { Agent } from '../lib/index.js';
-import {
-  encodeBindingRequest, newTransactionId, decodeStun, getErrorCode, BINDING_SUCCESS,
-} from '../lib/stun/message.js';
+import { newTransactionId, decodeStun, getErrorCode, BINDING_SUCCESS } from '../lib/stun/message.js';
+import { encodeBindingRequest } from '../lib/stun/binding.js';
 import { LOOPBACK, waitFor, makePair, exchangeCandidates, waitState, closeAll } from './helpers.js';
 
 function rawSocket(): Promise<dgram.Socket> {

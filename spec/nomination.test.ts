@@ -10,14 +10,17 @@ import {
 import type { Pair, PairState } from '../lib/core/state.js';
 import { pairOf } from './support/core-fixtures.js';
 
-function cand(address: string, port: number, priority: number): Candidate {
-  return { type: 'host', transport: 'udp', foundation: String(port), component: 1, priority, address, port };
+function cand(address: string, port: number, priority: number, type: Candidate['type'] = 'host'): Candidate {
+  return { type, transport: 'udp', foundation: String(port), component: 1, priority, address, port };
 }
 
 const remote = cand('10.0.1.1', 9, 100000);
-/** A pair whose priority grows with `localPriority` (MIN(G, D) = localPriority below 100000). */
-function pair(port: number, localPriority: number, state: PairState): Pair {
-  return pairOf(cand('10.0.0.1', port, localPriority), remote, true, state);
+/**
+ * A pair whose priority grows with `localPriority` (MIN(G, D) = localPriority below 100000), host ↔ host
+ * unless told: `types` gives the local and remote candidate types.
+ */
+function pair(port: number, localPriority: number, state: PairState, types: [Candidate['type'], Candidate['type']] = ['host', 'host']): Pair {
+  return pairOf(cand('10.0.0.1', port, localPriority, types[0]), { ...remote, type: types[1] }, true, state);
 }
 
 // RFC 8445 §8.1.1: with regular nomination the controlling agent picks a valid pair and repeats its check
@@ -41,7 +44,9 @@ t.test('regular controlling: nominates the best valid pair at once when nothing 
 
 t.test('regular controlling: waits while a higher-priority pair may still succeed (§8.1.1)', async (t) => {
   const n = new RegularControlling(1000);
-  const best = pair(1, 900, 'succeeded');
+  // A direct pair that is neither host ↔ host nor one of several valid pairs: the wait of `waitMs` applies
+  // (the host ↔ host and several-valid cases are the stopping criteria of the next test).
+  const best = pair(1, 900, 'succeeded', ['host', 'srflx']);
   for (const st of ['waiting', 'in-progress', 'frozen'] as const) {
     const higher = pair(2, 5000, st);
     const d = n.decide([higher, best], [best], 300);
@@ -59,8 +64,49 @@ t.test('regular controlling: waits while a higher-priority pair may still succee
   higher.valid = true;
   t.equal(n.decide([higher, best], [higher, best], 10).nominate, higher, 'the higher pair succeeded: it is nominated');
 
+  t.equal(n.decide([higher, best], [higher, best], 10).recheckInMs, undefined, 'no recheck then');
+  higher.state = 'in-progress';
+  higher.valid = false;
+
   const zero = new RegularControlling(0);
   t.equal(zero.decide([pair(2, 5000, 'waiting'), best], [best], 0).nominate, best, 'waitMs 0: nominate the first valid pair');
+});
+
+// §8.1.1 leaves the stopping criterion to the agent. lib/core/nomination.ts: a direct (unrelayed) best pair is
+// nominated at once when it is host ↔ host or not the only valid pair (libnice's criterion); a relayed best
+// pair waits for direct pairs of higher priority to be sent at least 3 times, at most 3 × waitMs.
+t.test('regular controlling: stopping criteria by pair type (direct, host ↔ host, relayed)', async (t) => {
+  const n = new RegularControlling(1000);
+  const higher = pair(2, 5000, 'in-progress');
+  const hostHost = pair(1, 900, 'succeeded');
+  t.equal(n.decide([higher, hostHost], [hostHost], 0).nominate, hostHost, 'host ↔ host: at once, a better pair pending or not');
+  const srflx = pair(3, 900, 'succeeded', ['host', 'srflx']);
+  const other = pair(4, 800, 'succeeded', ['host', 'prflx']);
+  t.equal(n.decide([higher, srflx], [srflx], 0).nominate, undefined, 'host ↔ srflx, the only valid pair: waits');
+  t.equal(n.decide([higher, srflx, other], [srflx, other], 0).nominate, srflx, 'host ↔ srflx with a second valid pair: at once');
+
+  for (const types of [['relay', 'host'], ['host', 'relay'], ['relay', 'relay']] as const) {
+    const relayed = pair(5, 900, 'succeeded', [...types]);
+    const name = `${types[0]} ↔ ${types[1]}`;
+    const other2 = pair(6, 800, 'succeeded');
+    t.equal(n.decide([higher, relayed, other2], [relayed, other2], 0).nominate, undefined, `${name}: not at once, even with a second valid pair`);
+    // A direct pair above it, sent fewer than 3 times: wait up to 3 × waitMs.
+    higher.counters.requestsSent = 1;
+    t.strictSame(n.decide([higher, relayed], [relayed], 300), { recheckInMs: 700 }, `${name}: before waitMs, recheck at waitMs`);
+    t.equal(n.decide([higher, relayed], [relayed], 1000).nominate, undefined, `${name}: at waitMs, the direct pair is still young: waits`);
+    t.strictSame(n.decide([higher, relayed], [relayed], 1000), { recheckInMs: 100 }, `${name}: and looks again 100 ms later`);
+    t.strictSame(n.decide([higher, relayed], [relayed], 2950), { recheckInMs: 50 }, `${name}: never beyond 3 × waitMs`);
+    t.equal(n.decide([higher, relayed], [relayed], 3000).nominate, relayed, `${name}: at 3 × waitMs: nominated anyway`);
+    // Sent 3 times: nominated at waitMs.
+    higher.counters.requestsSent = 3;
+    t.equal(n.decide([higher, relayed], [relayed], 999).nominate, undefined, `${name}: before waitMs still waits`);
+    t.equal(n.decide([higher, relayed], [relayed], 1000).nominate, relayed, `${name}: direct pair sent 3 times: nominated at waitMs`);
+    // A higher *relayed* pending pair does not hold it beyond waitMs.
+    higher.counters.requestsSent = 0;
+    const higherRelayed = pair(7, 5000, 'waiting', ['relay', 'host']);
+    t.equal(n.decide([higherRelayed, relayed], [relayed], 1000).nominate, relayed, `${name}: only relayed pairs above: nominated at waitMs`);
+    t.equal(n.decide([relayed], [relayed], 0).nominate, relayed, `${name}: nothing better pending: at once`);
+  }
 });
 
 t.test('regular controlling: nothing while a pair is already nominated or nominating (§8.1.1)', async (t) => {

@@ -76,6 +76,10 @@ t.test('newPair: fields, and priorityFor on role change (§6.1.2.3, §6.1.2.6, �
   t.equal(p.generation, 5, 'generation as given');
   t.equal(p.localId, 7, 'names its local candidate by id');
   t.equal(p.remoteId, 8, 'names its remote candidate by id');
+  t.equal(p.localType, 'host', 'local candidate type');
+  t.equal(p.remoteType, 'host', 'remote candidate type');
+  t.equal(newPair(46, 0, { ...local, c: { ...localC, type: 'relay' } }, { ...remote, c: { ...remoteC, type: 'srflx' } }, true).remoteType,
+    'srflx', 'types follow the candidates');
   t.equal(p.state, 'frozen', 'a new pair starts Frozen (§6.1.2.6 step 1)');
   t.equal(p.foundation, 'L:R', 'pair foundation joins local and remote foundations');
   t.equal(p.component, 1);

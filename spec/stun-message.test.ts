@@ -3,52 +3,8 @@ import stun from 'stun';
 import { createHmac } from 'node:crypto';
 import { prng } from './helpers.js';
 import { InvalidArgumentError } from '../lib/errors.js';
-import {
-  ATTR,
-  BINDING_ERROR,
-  BINDING_INDICATION,
-  BINDING_REQUEST,
-  BINDING_SUCCESS,
-  BindingRequestTemplate,
-  ICE_KNOWN_ATTRIBUTES,
-  TURN_METHOD,
-  classOf,
-  crc32,
-  decodeStun,
-  encodeBindingError,
-  encodeBindingIndication,
-  encodeBindingRequest,
-  encodeBindingSuccess,
-  encodeSendIndication,
-  encodeTurnRequest,
-  encodeUnknownAttributes,
-  findAttribute,
-  getAttributeValue,
-  getChannelNumber,
-  getData,
-  getErrorCode,
-  getLifetime,
-  getNonce,
-  getPriority,
-  getRealm,
-  getTieBreaker,
-  getUsername,
-  getXorAddressAttribute,
-  getXorMappedAddress,
-  getXorPeerAddress,
-  getXorRelayedAddress,
-  hasAttribute,
-  isStunFrame,
-  longTermKey,
-  methodOf,
-  newTransactionId,
-  normalizeAddress,
-  unknownComprehensionRequired,
-  verifyFingerprint,
-  verifyIntegrity,
-  type BindingRequestFields,
-  type DecodedStun,
-} from '../lib/stun/message.js';
+import { ATTR, BINDING_ERROR, BINDING_INDICATION, BINDING_REQUEST, BINDING_SUCCESS, ICE_KNOWN_ATTRIBUTES, TURN_METHOD, classOf, crc32, decodeStun, encodeSendIndication, encodeTurnRequest, findAttribute, getAttributeValue, getChannelNumber, getData, getErrorCode, getLifetime, getNonce, getPriority, getRealm, getTieBreaker, getUsername, getXorAddressAttribute, getXorMappedAddress, getXorPeerAddress, getXorRelayedAddress, hasAttribute, isStunFrame, longTermKey, methodOf, newTransactionId, normalizeAddress, unknownComprehensionRequired, verifyFingerprint, verifyIntegrity, type DecodedStun } from '../lib/stun/message.js';
+import { BindingRequestTemplate, encodeBindingError, encodeBindingIndication, encodeBindingRequest, encodeBindingSuccess, encodeUnknownAttributes, type BindingRequestFields } from '../lib/stun/binding.js';
 import { retransmitWaits } from '../lib/stun/transaction.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');

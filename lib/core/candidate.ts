@@ -122,13 +122,13 @@ export function foundationOf(registry: Map<string, string>, key: string): string
 
 /** Whether this agent can use a remote candidate: UDP (TCP once ICE-TCP lands), a known type, an IP address. */
 export function usableRemote(c: Candidate): boolean {
-  return c.transport === 'udp' && c.type in TYPE_PREFERENCE && canonicalIp(c.address) !== undefined;
+  return c.transport === 'udp' && Object.hasOwn(TYPE_PREFERENCE, c.type) && canonicalIp(c.address) !== undefined;
 }
 
 /** Why `usableRemote` refused a candidate, for the error the application sees. */
 export function unusableReason(c: Candidate): string {
   if (c.transport !== 'udp') return `transport ${c.transport} is not supported`;
-  if (!(c.type in TYPE_PREFERENCE)) return `candidate type ${c.type} is not supported`;
+  if (!Object.hasOwn(TYPE_PREFERENCE, c.type)) return `candidate type ${c.type} is not supported`;
   if (c.address.endsWith('.local')) return `mDNS name ${c.address} cannot be resolved`;
   return `address ${c.address} is not an IP address (FQDN candidates are not resolved)`;
 }

@@ -5,11 +5,8 @@
  * valid or nominated pair means for its component is lib/core/selection.ts.
  */
 import { formatAddress, type TransportAddress } from '../transport/address.js';
-import {
-  ATTR, type DecodedStun, ICE_KNOWN_ATTRIBUTES, encodeBindingError, encodeBindingRequest, encodeBindingSuccess,
-  encodeUnknownAttributes, findAttribute, getErrorCode, getPriority, getTieBreaker, getUsername, getXorMappedAddress,
-  hasAttribute, unknownComprehensionRequired, verifyIntegrity,
-} from '../stun/message.js';
+import { ATTR, type DecodedStun, ICE_KNOWN_ATTRIBUTES, findAttribute, getErrorCode, getPriority, getTieBreaker, getUsername, getXorMappedAddress, hasAttribute, unknownComprehensionRequired, verifyIntegrity } from '../stun/message.js';
+import { encodeBindingError, encodeBindingRequest, encodeBindingSuccess, encodeUnknownAttributes } from '../stun/binding.js';
 import { computePriority, foundationKey, foundationOf, localPreferenceOf } from './candidate.js';
 import { insertPair, markSucceeded, pairByKey, pairById, updateStates, addPair } from './checklist.js';
 import {

@@ -7,7 +7,7 @@
  * take part in freezing, so a stream still waiting for its peer cannot hold
  * another stream's pairs frozen.
  */
-import { isV6 } from '../transport/address.js';
+import { canonicalIp, isV6 } from '../transport/address.js';
 import type { Candidate } from './candidate.js';
 import { byPriorityDesc, priorityFor } from './pair.js';
 import type { Pair, RemoteCand, StreamData } from './state.js';
@@ -31,8 +31,10 @@ export function canPair(local: Candidate, remote: Candidate): boolean {
   return true;
 }
 
+/** fe80::/10, judged on the first 16-bit group (so `fe8::1`, which is 0fe8::1, is not). */
 function isLinkLocal(a: string): boolean {
-  return /^fe[89ab]/i.test(a);
+  const first = canonicalIp(a)?.split(':')[0];
+  return first !== undefined && first.length === 4 && (parseInt(first, 16) & 0xffc0) === 0xfe80;
 }
 
 /** The pairs of the current checklist (not valid-only pairs, not an earlier generation's). */
@@ -131,22 +133,41 @@ export function resort(s: StreamData): void {
  * depend on the order candidates arrived in.
  */
 export function updateStates(set: readonly StreamData[], isDone: (s: StreamData, component: number) => boolean): void {
-  const active = new Set<string>();
-  const activeStreams = set.filter(canCheck);
-  for (const s of activeStreams) {
+  const streams = set.filter(canCheck);
+  // Pairs of a component that has its selected pair do not count: their checks were stopped (§8.1.2).
+  const live = (s: StreamData, p: Pair) => p.inChecklist && p.generation === s.generation && !isDone(s, p.component);
+  /** Foundations with a check under way (In-Progress, or queued as triggered) and with a success. */
+  const busy = new Set<string>();
+  const succeeded = new Set<string>();
+  const waitingAfterSuccess = new Set<string>();
+  /** Per foundation, the pairs not checked yet, in the order §6.1.2.6 unfreezes them. */
+  const unchecked = new Map<string, Pair[]>();
+  for (const s of streams) {
+    const triggered = new Set(s.triggered);
+    const candidates: Pair[] = [];
     for (const p of s.pairs) {
-      if (p.inChecklist && p.generation === s.generation && (p.state === 'waiting' || p.state === 'in-progress')) active.add(p.foundation);
+      if (!live(s, p)) continue;
+      if (p.state === 'in-progress' || (p.state === 'waiting' && triggered.has(p.id))) busy.add(p.foundation);
+      else if (p.state === 'succeeded') succeeded.add(p.foundation);
+      else if (p.state === 'frozen' || p.state === 'waiting') candidates.push(p);
+    }
+    candidates.sort((x, y) => x.component - y.component || byPriorityDesc(x, y));
+    for (const p of candidates) {
+      let list = unchecked.get(p.foundation);
+      if (!list) unchecked.set(p.foundation, (list = []));
+      list.push(p);
     }
   }
-  for (const s of activeStreams) {
-    const frozen = s.pairs
-      .filter((p) => p.inChecklist && p.generation === s.generation && p.state === 'frozen' && !isDone(s, p.component))
-      .sort((a, b) => a.component - b.component || byPriorityDesc(a, b));
-    for (const p of frozen) {
-      if (active.has(p.foundation)) continue;
-      p.state = 'waiting';
-      active.add(p.foundation);
+  for (const [f, list] of unchecked) {
+    if (succeeded.has(f)) {
+      // §7.2.5.3.3 unfroze the foundation; pairs that came later wait only if nothing of it is Waiting.
+      for (const p of list) if (p.state === 'waiting') waitingAfterSuccess.add(f);
+      if (!busy.has(f) && !waitingAfterSuccess.has(f)) list[0]!.state = 'waiting';
+      continue;
     }
+    // One pair per foundation is Waiting — the first in §6.1.2.6 order, whatever order they arrived in —
+    // and none while a check of the foundation is under way.
+    list.forEach((p, i) => { p.state = i === 0 && !busy.has(f) ? 'waiting' : 'frozen'; });
   }
 }
 

@@ -17,7 +17,7 @@
  *   §5.1) means consent is lost: `consent-lost` fires, the component goes
  *   `failed`, and `send` stops sending on that pair.
  */
-import { encodeBindingIndication } from '../stun/message.js';
+import { encodeBindingIndication } from '../stun/binding.js';
 import { pairById } from './checklist.js';
 import { type Ctx, debug, emit, pairCandidates, random, resetAuthorization, setState } from './context.js';
 import { sendCheck } from './check.js';
@@ -90,7 +90,7 @@ export function consentTick(ctx: Ctx, s: StreamData, c: ComponentData): void {
   if (requests) sendCheck(ctx, s, c, pair, 'consent');
   else {
     transmitVia(ctx, cands.local.transportId, { address: cands.remote.c.address, port: cands.remote.c.port },
-      encodeBindingIndication());
+      encodeBindingIndication(ctx.env.randomBytes(12)));
     ctx.d.stats.keepalivesSent++;
   }
   // Wake up in time to notice the deadlines even between requests.

@@ -5,7 +5,7 @@
 import { isIPv6 } from 'node:net';
 import { orderHostAddresses } from '../core/candidate.js';
 import { canonicalIp } from '../transport/address.js';
-import type { InterfaceAddress } from '../transport/network.js';
+import type { DatagramSocket, InterfaceAddress, Network } from '../transport/network.js';
 
 export interface HostAddressPolicy {
   localAddresses: string[] | undefined;
@@ -37,4 +37,24 @@ export function hostAddresses(policy: HostAddressPolicy, interfaces: readonly In
     return true;
   });
   return orderHostAddresses([...new Set(addrs)]);
+}
+
+/**
+ * Binds a UDP socket on `address` (RFC 8445 §5.1.1.1), inside `range` if
+ * given, starting at a random port of it so that concurrent agents do not
+ * race for the same ones. Rejects with the system's error, or when the range
+ * has no free port.
+ */
+export async function bindHost(net: Network, address: string, range: { min: number; max: number } | undefined): Promise<DatagramSocket> {
+  if (!range) return net.bindDatagram(address, 0);
+  const span = range.max - range.min + 1;
+  const start = net.randomBytes(4).readUInt32BE(0) % span;
+  for (let i = 0; i < span; i++) {
+    try {
+      return await net.bindDatagram(address, range.min + ((start + i) % span));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    }
+  }
+  throw Object.assign(new Error(`no free port in ${range.min}-${range.max} on ${address}`), { code: 'EADDRINUSE' });
 }

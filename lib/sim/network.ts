@@ -271,7 +271,7 @@ export class SimNetwork {
     if (this.#observers.size === 0) return;
     const e: SimPacketEvent = {
       time: this.#clock.now(), id: pkt.id, kind, proto: pkt.proto,
-      from: { ...pkt.src }, to: { ...pkt.dst }, size: pkt.data.length,
+      from: { ...pkt.src }, to: { ...pkt.dst }, size: pkt.data.length, data: pkt.data,
       ...(reason ? { reason } : {}),
     };
     for (const fn of this.#observers) fn(e);

@@ -159,6 +159,15 @@ export class SimTurnServer {
     this.#denied.push(prefixMatcher(prefix));
   }
 
+  /**
+   * Forgets every allocation, as a server that restarted would: relayed
+   * addresses close, and the clients' next Refresh gets 437 Allocation Mismatch.
+   */
+  restart(): void {
+    for (const a of [...this.#allocs.values()]) this.#delete(a);
+    this.#cache.clear();
+  }
+
   /** The live allocations. */
   allocations(): SimTurnAllocation[] {
     this.#sweep();

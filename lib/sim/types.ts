@@ -106,6 +106,8 @@ export interface SimPacketEvent {
   to: TransportAddress;
   /** Payload length in bytes. */
   size: number;
+  /** The payload (do not modify it). */
+  data: Buffer;
   reason?: DropReason;
 }
 

@@ -1,9 +1,10 @@
 /**
- * STUN message codec for ICE.
+ * STUN message codec for ICE: decoding and verification (this file), the
+ * Binding encoders (binding.ts) and MESSAGE-INTEGRITY (integrity.ts).
  *
  * The Binding messages sent at every connectivity check and consent tick
- * (RFC 8445 §7, RFC 7675) and their answers are written and read here
- * directly on the bytes: through the `stun` package a check cost tens of
+ * (RFC 8445 §7, RFC 7675) and their answers are written and read directly on
+ * the bytes: through the `stun` package a check cost tens of
  * microseconds to build and several to verify, several times more than here
  * (bench/stun.ts measures both side by side), and consent alone sends one
  * per selected pair every few seconds. The `stun` package still encodes the
@@ -21,12 +22,11 @@
  */
 import stun from 'stun';
 import { createHash, randomFillSync, timingSafeEqual } from 'node:crypto';
-import { isIPv4 } from 'node:net';
-import { InvalidArgumentError } from '../errors.js';
 import { canonicalIp } from '../transport/address.js';
+import { HEADER_LENGTH, IntegrityKey } from './integrity.js';
 
 export const MAGIC_COOKIE = 0x2112a442;
-export const HEADER_LENGTH = 20;
+export { HEADER_LENGTH } from './integrity.js';
 
 /** Message types (method | class), RFC 8489 §5 and §18.2. */
 export const BINDING_REQUEST = 0x0001;
@@ -56,7 +56,7 @@ export const ATTR = {
 } as const;
 
 /** FINGERPRINT is the CRC-32 XOR this value ("STUN"), RFC 8489 §14.7. */
-const FINGERPRINT_XOR = 0x5354554e;
+export const FINGERPRINT_XOR = 0x5354554e;
 
 export type StunClass = 'request' | 'indication' | 'success' | 'error';
 
@@ -195,7 +195,7 @@ export function crc32(buf: Uint8Array): number {
 }
 
 /** CRC-32 of buf[0, end): FINGERPRINT covers a prefix, and a subarray per message costs more than the CRC. */
-function crcTo(buf: Uint8Array, end: number): number {
+export function crcTo(buf: Uint8Array, end: number): number {
   let c = 0xffffffff;
   for (let i = 0; i < end; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
@@ -298,346 +298,6 @@ export function newTransactionId(): Buffer {
   TID_POOL.copy(id, 0, tidPoolOffset, tidPoolOffset + 12);
   tidPoolOffset += 12;
   return id;
-}
-
-/* ------------------------------------------------------------------------ *
- * Encoding Binding messages, without the `stun` package.
- * ------------------------------------------------------------------------ */
-
-/*
- * SHA-1 (FIPS 180-4 §6.1) for MESSAGE-INTEGRITY, in JavaScript: a createHmac
- * call is mostly fixed cost (the native call, the key setup), more than the
- * three SHA-1 blocks of a check's HMAC once the key's pad blocks are hashed
- * (RFC 2104 §4); bench/stun.ts measures verifyIntegrity at about 1.7× faster
- * than createHmac, and a template skips the pad blocks too. The spec checks
- * it against createHmac. Scratch state is module-wide: every use is synchronous.
- */
-const SHA1_IV = Int32Array.of(0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0);
-const W = new Int32Array(80);
-const STATE = new Int32Array(5);
-const BLOCKS = new Uint8Array(128);
-
-/** Loads the 64-byte block at src[off] into W[0..15], big-endian. */
-function loadBlock(src: Uint8Array, off: number): void {
-  for (let i = 0; i < 16; i++, off += 4) W[i] = (src[off]! << 24) | (src[off + 1]! << 16) | (src[off + 2]! << 8) | src[off + 3]!;
-}
-
-/** One SHA-1 compression of the block in W[0..15] into `h`. */
-function compress(h: Int32Array): void {
-  for (let i = 16; i < 80; i++) {
-    const x = W[i - 3]! ^ W[i - 8]! ^ W[i - 14]! ^ W[i - 16]!;
-    W[i] = (x << 1) | (x >>> 31);
-  }
-  let a = h[0]!, b = h[1]!, c = h[2]!, d = h[3]!, e = h[4]!;
-  let i = 0;
-  for (; i < 20; i++) {
-    const t = (((a << 5) | (a >>> 27)) + ((b & c) | (~b & d)) + e + 0x5a827999 + W[i]!) | 0;
-    e = d; d = c; c = (b << 30) | (b >>> 2); b = a; a = t;
-  }
-  for (; i < 40; i++) {
-    const t = (((a << 5) | (a >>> 27)) + (b ^ c ^ d) + e + 0x6ed9eba1 + W[i]!) | 0;
-    e = d; d = c; c = (b << 30) | (b >>> 2); b = a; a = t;
-  }
-  for (; i < 60; i++) {
-    const t = (((a << 5) | (a >>> 27)) + ((b & c) | (b & d) | (c & d)) + e + 0x8f1bbcdc + W[i]!) | 0;
-    e = d; d = c; c = (b << 30) | (b >>> 2); b = a; a = t;
-  }
-  for (; i < 80; i++) {
-    const t = (((a << 5) | (a >>> 27)) + (b ^ c ^ d) + e + 0xca62c1d6 + W[i]!) | 0;
-    e = d; d = c; c = (b << 30) | (b >>> 2); b = a; a = t;
-  }
-  h[0] = (h[0]! + a) | 0;
-  h[1] = (h[1]! + b) | 0;
-  h[2] = (h[2]! + c) | 0;
-  h[3] = (h[3]! + d) | 0;
-  h[4] = (h[4]! + e) | 0;
-}
-
-/**
- * A MESSAGE-INTEGRITY key, RFC 8489 §14.5: HMAC-SHA1 (RFC 2104) keyed with
- * the password's UTF-8 bytes for short-term credentials (§9.1.1; OpaqueString
- * leaves the ASCII ice-pwd of RFC 8839 §5.4 unchanged), or a long-term key
- * given as bytes. The key's inner and outer pad blocks are hashed once.
- */
-class IntegrityKey {
-  readonly #inner = new Int32Array(5);
-  readonly #outer = new Int32Array(5);
-
-  constructor(key: Buffer | string) {
-    let k: Uint8Array = typeof key === 'string' ? Buffer.from(key, 'utf8') : key;
-    // RFC 2104 §2: a key longer than the block is hashed first (an ice-pwd may have 256 characters).
-    if (k.length > 64) k = createHash('sha1').update(k).digest();
-    padState(this.#inner, k, 0x36);
-    padState(this.#outer, k, 0x5c);
-  }
-
-  /**
-   * Writes to out[at, at + 20) the MESSAGE-INTEGRITY value of a message whose
-   * MESSAGE-INTEGRITY attribute starts at `miOff`: the HMAC of msg[0, miOff)
-   * with the header length read as if the message ended right after
-   * MESSAGE-INTEGRITY (RFC 8489 §14.5), whatever the length field holds.
-   */
-  sign(msg: Uint8Array, miOff: number, out: Uint8Array, at: number): void {
-    const h = STATE;
-    h.set(this.#inner);
-    // The first word of the message: the type, and the adjusted length.
-    const first = (msg[0]! << 24) | (msg[1]! << 16) | (miOff + 24 - HEADER_LENGTH);
-    let off = 0;
-    for (; off + 64 <= miOff; off += 64) {
-      loadBlock(msg, off);
-      if (off === 0) W[0] = first;
-      compress(h);
-    }
-    // FIPS 180-4 §5.1.1 padding: the rest, 0x80, zeros, and the length in bits of the pad block and
-    // the message, in the last 8 bytes (the high 32 bits are zero: a STUN message is under 64 KiB).
-    const rest = miOff - off;
-    const blocks = rest < 56 ? 1 : 2;
-    BLOCKS.fill(0, 0, blocks * 64);
-    for (let i = 0; i < rest; i++) BLOCKS[i] = msg[off + i]!;
-    BLOCKS[rest] = 0x80;
-    const bits = (64 + miOff) * 8;
-    const end = blocks * 64;
-    BLOCKS[end - 4] = bits >>> 24;
-    BLOCKS[end - 3] = (bits >>> 16) & 0xff;
-    BLOCKS[end - 2] = (bits >>> 8) & 0xff;
-    BLOCKS[end - 1] = bits & 0xff;
-    loadBlock(BLOCKS, 0);
-    if (off === 0) W[0] = first;
-    compress(h);
-    if (blocks === 2) {
-      loadBlock(BLOCKS, 64);
-      compress(h);
-    }
-    // The outer hash: the opad block, then the 20-byte inner digest, padded into one block.
-    W.set(h);
-    W[5] = 0x80000000;
-    W.fill(0, 6, 15);
-    W[15] = (64 + 20) * 8;
-    h.set(this.#outer);
-    compress(h);
-    for (let i = 0; i < 5; i++, at += 4) {
-      const v = h[i]!;
-      out[at] = v >>> 24;
-      out[at + 1] = (v >>> 16) & 0xff;
-      out[at + 2] = (v >>> 8) & 0xff;
-      out[at + 3] = v & 0xff;
-    }
-  }
-}
-
-/** `h` := the SHA-1 state after the block key XOR pad (RFC 2104 §2, ipad 0x36, opad 0x5c). */
-function padState(h: Int32Array, key: Uint8Array, pad: number): void {
-  BLOCKS.fill(pad, 0, 64);
-  for (let i = 0; i < key.length; i++) BLOCKS[i]! ^= key[i]!;
-  h.set(SHA1_IV);
-  loadBlock(BLOCKS, 0);
-  compress(h);
-}
-
-const pad4 = (n: number) => (n + 3) & ~3;
-
-/** Writes the header's type, magic cookie and transaction id (the length comes with `seal`). */
-function putHeader(out: Buffer, type: number, transactionId: Buffer): void {
-  if (transactionId.length !== 12) throw new InvalidArgumentError('transactionId', 'must be 12 bytes (RFC 8489 §5)');
-  out.writeUInt16BE(type, 0);
-  out.writeUInt32BE(MAGIC_COOKIE, 4);
-  transactionId.copy(out, 8);
-}
-
-/** Writes an attribute's type and length at `off`; returns the offset of its value. */
-function putAttribute(out: Buffer, off: number, type: number, length: number): number {
-  out.writeUInt16BE(type, off);
-  out.writeUInt16BE(length, off + 2);
-  return off + 4;
-}
-
-/**
- * Completes a message laid out as header, attributes, MESSAGE-INTEGRITY (if
- * `key`) and FINGERPRINT, exactly `out.length` bytes, with type, cookie,
- * transaction id and the other attributes written: the header length, then
- * MESSAGE-INTEGRITY (RFC 8489 §14.5), then FINGERPRINT over everything
- * before it (§14.7).
- */
-function seal(out: Buffer, key: IntegrityKey | undefined): Buffer {
-  const fpOff = out.length - 8;
-  if (key) {
-    const miOff = fpOff - 24;
-    putAttribute(out, miOff, ATTR.MESSAGE_INTEGRITY, 20);
-    key.sign(out, miOff, out, miOff + 4);
-  }
-  out.writeUInt16BE(out.length - HEADER_LENGTH, 2);
-  putAttribute(out, fpOff, ATTR.FINGERPRINT, 4);
-  out.writeUInt32BE((crcTo(out, fpOff) ^ FINGERPRINT_XOR) >>> 0, fpOff + 4);
-  return out;
-}
-
-export interface BindingRequestFields {
-  transactionId: Buffer;
-  username: string;
-  password: string;
-  priority: number;
-  controlling: boolean;
-  tieBreaker: bigint;
-  useCandidate: boolean;
-}
-
-/**
- * The longest USERNAME accepted, as the `stun` package had it: two 256-character
- * ufrags and the colon (RFC 8839 §5.4, RFC 8445 §7.2.2), over the 509 bytes of RFC 8489 §14.3.
- */
-const MAX_USERNAME_BYTES = 513;
-
-/**
- * The checks of one candidate pair, RFC 8445 §7.1.1: USERNAME, PRIORITY,
- * ICE-CONTROLLING or ICE-CONTROLLED, USE-CANDIDATE if set, MESSAGE-INTEGRITY,
- * FINGERPRINT. Everything but the transaction id is the same from one check
- * (or consent tick) of the pair to the next, so the attribute bytes and the
- * key's HMAC pad blocks are computed once; `build` copies them, writes the
- * transaction id, and computes MESSAGE-INTEGRITY and FINGERPRINT.
- */
-export class BindingRequestTemplate {
-  readonly #bytes: Buffer;
-  readonly #key: IntegrityKey;
-
-  constructor(f: Omit<BindingRequestFields, 'transactionId'>) {
-    const username = usernameBytes(f.username);
-    // The header, MESSAGE-INTEGRITY and FINGERPRINT are written by `build`.
-    this.#bytes = Buffer.alloc(requestLength(username, f.useCandidate));
-    putRequestAttributes(this.#bytes, username, f);
-    this.#key = new IntegrityKey(f.password);
-  }
-
-  /** The check with this transaction id, in a new Buffer (kept by the caller for retransmissions, RFC 8489 §6.2.1). */
-  build(transactionId: Buffer): Buffer {
-    const out = Buffer.allocUnsafe(this.#bytes.length);
-    this.#bytes.copy(out);
-    putHeader(out, BINDING_REQUEST, transactionId);
-    return seal(out, this.#key);
-  }
-}
-
-/**
- * A connectivity check, RFC 8445 §7.1.1: USERNAME, PRIORITY, role, USE-CANDIDATE, MESSAGE-INTEGRITY, FINGERPRINT.
- * Written straight into the message rather than through a BindingRequestTemplate, whose copy would cost more than
- * it saves for a single message.
- */
-export function encodeBindingRequest(f: BindingRequestFields): Buffer {
-  const username = usernameBytes(f.username);
-  const out = Buffer.allocUnsafe(requestLength(username, f.useCandidate));
-  putHeader(out, BINDING_REQUEST, f.transactionId);
-  putRequestAttributes(out, username, f);
-  return seal(out, new IntegrityKey(f.password));
-}
-
-function usernameBytes(username: string): Buffer {
-  const bytes = Buffer.from(username, 'utf8');
-  if (bytes.length > MAX_USERNAME_BYTES) throw new InvalidArgumentError('username', `longer than ${MAX_USERNAME_BYTES} bytes`);
-  return bytes;
-}
-
-function requestLength(username: Buffer, useCandidate: boolean): number {
-  return HEADER_LENGTH + 4 + pad4(username.length) + 8 + 12 + (useCandidate ? 4 : 0) + 24 + 8;
-}
-
-/** Writes the attributes of a check that precede MESSAGE-INTEGRITY, in RFC 8445 §7.1.1 order, padding zeroed (RFC 8489 §14). */
-function putRequestAttributes(out: Buffer, username: Buffer, f: Omit<BindingRequestFields, 'transactionId'>): void {
-  let off = putAttribute(out, HEADER_LENGTH, ATTR.USERNAME, username.length);
-  username.copy(out, off);
-  out.fill(0, off + username.length, off + pad4(username.length));
-  off = putAttribute(out, off + pad4(username.length), ATTR.PRIORITY, 4);
-  out.writeUInt32BE(f.priority >>> 0, off);
-  off = putAttribute(out, off + 4, f.controlling ? ATTR.ICE_CONTROLLING : ATTR.ICE_CONTROLLED, 8);
-  out.writeBigUInt64BE(f.tieBreaker, off);
-  if (f.useCandidate) putAttribute(out, off + 8, ATTR.USE_CANDIDATE, 0);
-}
-
-/** Success response to a check, RFC 8445 §7.3.1: XOR-MAPPED-ADDRESS of the source, integrity with the local password. */
-export function encodeBindingSuccess(transactionId: Buffer, address: string, port: number, password: string): Buffer {
-  const ip = ipBytes(address);
-  if (!ip) throw new InvalidArgumentError('address', `not an IP address: ${address}`);
-  if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new InvalidArgumentError('port', `not a port: ${port}`);
-  const out = Buffer.allocUnsafe(HEADER_LENGTH + 8 + ip.length + 24 + 8);
-  putHeader(out, BINDING_SUCCESS, transactionId);
-  // XOR-MAPPED-ADDRESS, RFC 8489 §14.2: the port XOR the cookie's top half, the address XOR the
-  // cookie (IPv4) or the cookie and the transaction id (IPv6), which are bytes 4–19 of the header.
-  const v = putAttribute(out, HEADER_LENGTH, ATTR.XOR_MAPPED_ADDRESS, 4 + ip.length);
-  out[v] = 0;
-  out[v + 1] = ip.length === 4 ? 0x01 : 0x02;
-  out.writeUInt16BE(port ^ (MAGIC_COOKIE >>> 16), v + 2);
-  for (let i = 0; i < ip.length; i++) out[v + 4 + i] = ip[i]! ^ out[4 + i]!;
-  return seal(out, new IntegrityKey(password));
-}
-
-/** The 4 or 16 bytes of an IP address, or undefined if `address` is not one. */
-function ipBytes(address: string): Uint8Array | undefined {
-  if (isIPv4(address)) return Uint8Array.from(address.split('.'), Number);
-  const ip = canonicalIp(address);
-  if (ip === undefined) return undefined;
-  const bytes = new Uint8Array(16);
-  // canonicalIp writes dotted decimal only in an IPv4-mapped address (RFC 5952 §5), and at most one "::".
-  if (ip.includes('.')) {
-    bytes[10] = bytes[11] = 0xff;
-    bytes.set(ip.slice(ip.lastIndexOf(':') + 1).split('.').map(Number), 12);
-    return bytes;
-  }
-  const [head, tail] = ip.split('::') as [string, string | undefined];
-  const front = head === '' ? [] : head.split(':');
-  const back = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined ? front : [...front, ...new Array<string>(8 - front.length - back.length).fill('0'), ...back];
-  groups.forEach((g, i) => {
-    const n = parseInt(g, 16);
-    bytes[2 * i] = n >> 8;
-    bytes[2 * i + 1] = n & 0xff;
-  });
-  return bytes;
-}
-
-/**
- * Error response. `password` is given only when the request was authenticated
- * (487 Role Conflict); 400 and 401 cannot carry MESSAGE-INTEGRITY (RFC 8489 §9.1.3).
- */
-export function encodeBindingError(transactionId: Buffer, code: number, reason: string, password?: string): Buffer {
-  return encodeError(transactionId, code, reason, undefined, password);
-}
-
-/**
- * A 420 (Unknown Attribute) response listing the comprehension-required
- * attributes the request carried that we do not understand, RFC 8489 §6.3.1
- * and §14.9; with MESSAGE-INTEGRITY when the request was authenticated.
- */
-export function encodeUnknownAttributes(transactionId: Buffer, types: number[], password?: string): Buffer {
-  return encodeError(transactionId, 420, 'Unknown Attribute', types, password);
-}
-
-function encodeError(transactionId: Buffer, code: number, reason: string, unknown: number[] | undefined, password: string | undefined): Buffer {
-  // RFC 8489 §14.8: class 3–6, number 0–99, a reason phrase of fewer than 128 characters.
-  if (!Number.isInteger(code) || code < 300 || code > 699) throw new InvalidArgumentError('code', `not an error code: ${code}`);
-  if (reason.length >= 128) throw new InvalidArgumentError('reason', 'longer than 127 characters');
-  const text = Buffer.from(reason, 'utf8');
-  const unknownLength = unknown ? 4 + pad4(2 * unknown.length) : 0;
-  const out = Buffer.allocUnsafe(HEADER_LENGTH + 8 + pad4(text.length) + unknownLength + (password === undefined ? 0 : 24) + 8);
-  putHeader(out, BINDING_ERROR, transactionId);
-  const v = putAttribute(out, HEADER_LENGTH, ATTR.ERROR_CODE, 4 + text.length);
-  out.writeUInt16BE(0, v);
-  out[v + 2] = Math.floor(code / 100);
-  out[v + 3] = code % 100;
-  text.copy(out, v + 4);
-  let off = v + 4 + pad4(text.length);
-  out.fill(0, v + 4 + text.length, off);
-  if (unknown) {
-    // RFC 8489 §14.9: a list of 16-bit types, padded like any attribute (no longer by repeating one).
-    const u = putAttribute(out, off, ATTR.UNKNOWN_ATTRIBUTES, 2 * unknown.length);
-    unknown.forEach((t, i) => out.writeUInt16BE(t, u + 2 * i));
-    out.fill(0, u + 2 * unknown.length, u + pad4(2 * unknown.length));
-  }
-  return seal(out, password === undefined ? undefined : new IntegrityKey(password));
-}
-
-/** Binding indication used as a keepalive, RFC 8445 §11 (FINGERPRINT only). */
-export function encodeBindingIndication(): Buffer {
-  const out = Buffer.allocUnsafe(HEADER_LENGTH + 8);
-  putHeader(out, BINDING_INDICATION, newTransactionId());
-  return seal(out, undefined);
 }
 
 /* ------------------------------------------------------------------------ *

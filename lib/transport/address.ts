@@ -28,10 +28,12 @@ export function canonicalIp(ip: string): string | undefined {
   if (!isIPv6(ip) || ip.includes('%')) return undefined;
   const groups = ipv6Groups(ip);
   if (!groups) return undefined;
+  const v4 = `${groups[6]! >> 8}.${groups[6]! & 255}.${groups[7]! >> 8}.${groups[7]! & 255}`;
   // IPv4-mapped (::ffff:a.b.c.d): mixed notation, RFC 5952 §5.
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `::ffff:${groups[6]! >> 8}.${groups[6]! & 255}.${groups[7]! >> 8}.${groups[7]! & 255}`;
-  }
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return `::ffff:${v4}`;
+  // IPv4-compatible (deprecated, RFC 4291 §2.5.5.1): inet_ntop prints those in mixed notation too,
+  // when the zero run is exactly the first six groups (::1 and :: stay as they are).
+  if (groups.slice(0, 6).every((g) => g === 0) && groups[6] !== 0) return `::${v4}`;
   // Longest run of zero groups (at least two), the first one on a tie (RFC 5952 §4.2).
   let best = -1;
   let bestLen = 1;

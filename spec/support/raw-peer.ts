@@ -5,10 +5,8 @@
  */
 import dgram from 'node:dgram';
 import { createHmac } from 'node:crypto';
-import {
-  ATTR, type DecodedStun, crc32, decodeStun, encodeBindingError, encodeBindingRequest, encodeBindingSuccess,
-  getUsername, newTransactionId,
-} from '../../lib/stun/message.js';
+import { ATTR, type DecodedStun, crc32, decodeStun, getUsername, newTransactionId } from '../../lib/stun/message.js';
+import { encodeBindingError, encodeBindingRequest, encodeBindingSuccess } from '../../lib/stun/binding.js';
 
 export interface Received {
   data: Buffer;
