@@ -15,7 +15,10 @@ import { warmUp } from './core/warmup.js';
 import type { ComponentState, Credentials } from './core/state.js';
 import { type AgentOptions, type ResolvedOptions, type TurnServer, resolveOptions, validateTurnServer } from './options.js';
 import type { AgentStats } from './stats.js';
-import { InvalidArgumentError, InvalidStateError, type ServerError } from './errors.js';
+import type { StreamStats } from './core/report.js';
+import { ConnectionError, InvalidArgumentError, InvalidStateError, type ConnectionFailure, type ServerError } from './errors.js';
+import { ComponentSocket } from './socket.js';
+import { MuxView } from './transport/mux.js';
 import { bindHost, hostAddresses } from './gather/host.js';
 import { planServers, type TurnServerEntry } from './gather/servers.js';
 import { StreamFramer } from './turn/framing.js';
@@ -59,6 +62,24 @@ export interface Agent {
 /** close() waits this long at most for TURN servers to answer the deallocation, beyond their own bound. */
 const CLOSE_GRACE_MS = 250;
 
+interface Receivers {
+  callback: RecvCallback | undefined;
+  sockets: Set<ComponentSocket>;
+}
+
+interface ConnectWaiter {
+  streamId: number;
+  /** Settles the promise if the stream is ready or `failure` is given. */
+  check(failure?: { componentId: number | undefined; reason: ConnectionFailure; message: string }): void;
+}
+
+export interface ConnectOptions {
+  /** Aborting rejects the promise (reason `aborted`); the session itself goes on. */
+  signal?: AbortSignal;
+  /** Reject (reason `timeout`) if not every component is ready within this many ms. */
+  timeout?: number;
+}
+
 interface Gathering {
   promise: Promise<void>;
   resolve: () => void;
@@ -69,7 +90,9 @@ export class Agent extends EventEmitter {
   readonly #net: Network;
   readonly #core: IceCore;
   readonly #sockets = new Map<number, { datagram?: DatagramSocket; stream?: StreamSocket; streamId: number }>();
-  readonly #receivers = new Map<number, Array<RecvCallback | undefined>>();
+  /** Per stream, per component: the attachRecv callback and the open component sockets. */
+  readonly #receivers = new Map<number, Array<Receivers | undefined>>();
+  readonly #connects = new Set<ConnectWaiter>();
   readonly #gatherings = new Map<number, Gathering>();
   /** Sockets still being bound or connected: close() waits for them and closes what arrives. */
   readonly #pending = new Set<Promise<unknown>>();
@@ -93,10 +116,11 @@ export class Agent extends EventEmitter {
     this.#core = new IceCore(this.options, {
       transmit: (id, to, data) => this.#transmit(id, to, data),
       deliver: (s, c, data, from) => {
-        const cb = this.#receivers.get(s)?.[c];
-        if (!cb) return false;
-        cb(data, from);
-        return true;
+        const r = this.#receivers.get(s)?.[c];
+        if (!r) return false;
+        if (r.sockets.size > 0) for (const sock of r.sockets) sock._deliver(data, from);
+        if (r.callback) r.callback(data, from);
+        return r.callback !== undefined || r.sockets.size > 0;
       },
       randomBytes: (n) => this.#net.randomBytes(n),
     }, this.#net.now());
@@ -125,6 +149,7 @@ export class Agent extends EventEmitter {
   removeStream(streamId: number): Promise<void> {
     this.#open();
     const hosts = this.#core.removeStream(streamId, this.#net.now());
+    this.#streamGone(streamId, 'removed');
     this.#receivers.delete(streamId);
     this.#gatherings.get(streamId)?.resolve();
     this.#gatherings.delete(streamId);
@@ -145,6 +170,7 @@ export class Agent extends EventEmitter {
   /** Replaces the generated local credentials (before checks start). RFC 8445 §5.3 sizes. */
   setLocalCredentials(streamId: number, ufrag: string, pwd: string): void {
     this.#core.setLocalCredentials(streamId, ufrag, pwd);
+    this.#refreshUfrags(streamId);
   }
 
   /**
@@ -156,7 +182,19 @@ export class Agent extends EventEmitter {
    */
   setRemoteCredentials(streamId: number, ufrag: string, pwd: string): void {
     this.#core.setRemoteCredentials(streamId, ufrag, pwd, this.#net.now());
+    this.#refreshUfrags(streamId);
     this.#settle();
+  }
+
+  /** A shared port routes new sources by the local ufrag: tell its views the stream's current (and previous) one. */
+  #refreshUfrags(streamId: number): void {
+    if (!this.options.udpMux) return;
+    const s = this.#core.d.streams.get(streamId);
+    if (!s) return;
+    const ufrags = [s.local.ufrag, ...(s.previousLocal ? [s.previousLocal.ufrag] : [])];
+    for (const sock of this.#sockets.values()) {
+      if (sock.streamId === streamId && sock.datagram instanceof MuxView) sock.datagram.setUfrags(ufrags);
+    }
   }
 
   getRemoteCredentials(streamId: number): Credentials | undefined {
@@ -172,13 +210,17 @@ export class Agent extends EventEmitter {
    */
   restartStream(streamId: number): void {
     this.#core.restartStream(streamId, this.#net.now());
+    this.#refreshUfrags(streamId);
     this.#settle();
   }
 
   /** Restarts every stream (libnice `nice_agent_restart`). */
   restart(): void {
     this.#open();
-    for (const id of this.#core.d.streams.keys()) this.#core.restartStream(id, this.#net.now());
+    for (const id of this.#core.d.streams.keys()) {
+      this.#core.restartStream(id, this.#net.now());
+      this.#refreshUfrags(id);
+    }
     this.#settle();
   }
 
@@ -225,6 +267,17 @@ export class Agent extends EventEmitter {
     const addrs = hostAddresses(o, this.#net.interfaces());
     const components = [...this.#core.stream(streamId).components.keys()];
     for (const componentId of components) {
+      // Component 1 on the shared port: a check's USERNAME names the stream, not the component.
+      if (o.udpMux && componentId === 1) {
+        o.udpMux.addresses.forEach((local, rank) => {
+          const view = o.udpMux!.open(local.address);
+          const id = this.#core.addHostTransport(streamId, componentId, view.local, rank, this.#net.now());
+          this.#attachDatagram(id, streamId, view);
+        });
+        this.#refreshUfrags(streamId);
+        this.#settle();
+        continue;
+      }
       for (let rank = 0; rank < addrs.length; rank++) {
         const sock = await this.#track(bindHost(this.#net, addrs[rank]!, o.portRange)).catch((err: Error) => {
           debug('cannot bind %s: %s', addrs[rank], err.message);
@@ -243,7 +296,8 @@ export class Agent extends EventEmitter {
     if (!this.#alive(streamId)) return;
     const relays: TurnServerEntry[] = o.turnServers.map((t) => [t, undefined]);
     for (const c of this.#core.stream(streamId).components.values()) for (const t of c.relayServers) relays.push([t, c.id]);
-    const plan = await planServers(o.stunServers, relays, (h) => this.#lookup(h));
+    // An ICE-lite agent has host candidates only (RFC 8445 §2.5).
+    const plan = o.iceLite ? { stun: [], turn: [] } : await planServers(o.stunServers, relays, (h) => this.#lookup(h));
     if (!this.#alive(streamId)) return;
     this.#core.startServers(streamId, plan, this.#net.now());
     this.#settle();
@@ -320,7 +374,7 @@ export class Agent extends EventEmitter {
       this.#core.component(streamId, componentId);
       throw new InvalidArgumentError('data', 'must be a Buffer or Uint8Array');
     }
-    const ok = this.#core.send(streamId, componentId, data);
+    const ok = this.#core.send(streamId, componentId, data, this.#net.now());
     if (this.#core.dirty) this.#settle();
     return ok;
   }
@@ -335,7 +389,89 @@ export class Agent extends EventEmitter {
     if (callback !== undefined && typeof callback !== 'function') {
       throw new InvalidArgumentError('callback', 'must be a function or undefined');
     }
-    this.#receivers.get(streamId)![componentId] = callback;
+    this.#receiversOf(streamId, componentId).callback = callback;
+  }
+
+  #receiversOf(streamId: number, componentId: number): Receivers {
+    const list = this.#receivers.get(streamId)!;
+    return (list[componentId] ??= { callback: undefined, sockets: new Set() });
+  }
+
+  /**
+   * A socket on a component (libnice `nice_agent_get_io_stream`): `send`,
+   * `'message'`, `close()`, `address()`/`remoteAddress()` of the selected
+   * pair, as a connected `dgram.Socket`; also an async iterator of datagrams.
+   * Any number may be open on one component, beside `attachRecv`.
+   */
+  createSocket(streamId: number, componentId: number): ComponentSocket {
+    this.#core.component(streamId, componentId);
+    const r = this.#receiversOf(streamId, componentId);
+    const sock = new ComponentSocket(streamId, componentId, {
+      send: (data) => !this.#closed && this.#core.d.streams.has(streamId) && this.send(streamId, componentId, data),
+      selected: () => (this.#closed || !this.#core.d.streams.has(streamId) ? undefined : this.getSelectedPair(streamId, componentId)),
+      detach: (s) => r.sockets.delete(s),
+    });
+    r.sockets.add(sock);
+    return sock;
+  }
+
+  /**
+   * Resolves with the selected pair of every component of the stream once all
+   * are ready; rejects with a ConnectionError naming the component and the
+   * reason if one fails or loses consent, on abort, on timeout, or when the
+   * stream or the agent goes away. Starts nothing: gathering and signalling
+   * are the application's.
+   */
+  connect(streamId: number, opts: ConnectOptions = {}): Promise<SelectedPair[]> {
+    const s = this.#core.stream(streamId);
+    if (opts.timeout !== undefined && (typeof opts.timeout !== 'number' || !(opts.timeout > 0))) {
+      throw new InvalidArgumentError('timeout', 'must be a positive number of ms');
+    }
+    const ids = [...s.components.keys()];
+    return new Promise<SelectedPair[]>((resolve, reject) => {
+      let cancelTimer: (() => void) | undefined;
+      const onAbort = () => waiter.check({ componentId: undefined, reason: 'aborted', message: 'connect() aborted' });
+      const waiter: ConnectWaiter = {
+        streamId,
+        check: (failure) => {
+          if (failure) {
+            reject(new ConnectionError(streamId, failure.componentId, failure.reason, failure.message));
+          } else {
+            const pairs = ids.map((c) => this.#core.selectedPair(streamId, c));
+            if (pairs.some((p, i) => p === undefined || this.#core.componentState(streamId, ids[i]!) !== 'ready')) return;
+            resolve(pairs as SelectedPair[]);
+          }
+          this.#connects.delete(waiter);
+          cancelTimer?.();
+          opts.signal?.removeEventListener('abort', onAbort);
+        },
+      };
+      this.#connects.add(waiter);
+      if (opts.signal?.aborted) return onAbort();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      if (opts.timeout !== undefined) {
+        cancelTimer = this.#after(opts.timeout, () => waiter.check({ componentId: undefined, reason: 'timeout', message: `not connected within ${opts.timeout} ms` }));
+      }
+      waiter.check();
+    });
+  }
+
+  /** Tells connect() waiters and component sockets about a component's new state. */
+  #componentChanged(streamId: number, componentId: number, state: ComponentState, consentLost: boolean): void {
+    const r = this.#receivers.get(streamId)?.[componentId];
+    const failure = state === 'failed'
+      ? { componentId, reason: (consentLost ? 'consent-lost' : 'failed') as ConnectionFailure, message: consentLost ? 'consent lost (RFC 7675)' : 'every candidate pair failed' }
+      : undefined;
+    if (r) for (const sock of r.sockets) sock._state(state === 'ready', failure && new ConnectionError(streamId, componentId, failure.reason, failure.message));
+    for (const w of [...this.#connects]) if (w.streamId === streamId) w.check(failure);
+  }
+
+  /** The stream or the agent went away: sockets close, connect() waiters are told. */
+  #streamGone(streamId: number, reason: ConnectionFailure): void {
+    for (const r of this.#receivers.get(streamId) ?? []) for (const sock of r?.sockets ?? []) sock._gone();
+    for (const w of [...this.#connects]) {
+      if (w.streamId === streamId) w.check({ componentId: undefined, reason, message: reason === 'closed' ? 'the agent was closed' : 'the stream was removed' });
+    }
   }
 
   getSelectedPair(streamId: number, componentId: number): SelectedPair | undefined {
@@ -351,8 +487,12 @@ export class Agent extends EventEmitter {
     return this.#core.componentState(streamId, componentId);
   }
 
-  /** A snapshot of the agent's counters. */
-  getStats(): AgentStats {
+  /**
+   * A snapshot of the agent's counters (every dropped packet by reason) and,
+   * per stream and component, W3C-style stats of every candidate pair and
+   * candidate. JSON-safe.
+   */
+  getStats(): AgentStats & { streams: StreamStats[] } {
     return this.#core.stats();
   }
 
@@ -503,6 +643,9 @@ export class Agent extends EventEmitter {
       case 'close-transport':
         void this.#closeSocket(e.transportId);
         return;
+      case 'source-authorized':
+        this.#sockets.get(e.transportId)?.datagram?.claim?.({ address: e.address, port: e.port });
+        return;
     }
     if (this.#closed) return;
     switch (e.type) {
@@ -513,8 +656,15 @@ export class Agent extends EventEmitter {
         g?.resolve();
         return;
       }
-      case 'component-state-changed': this.emit('component-state-changed', e.streamId, e.componentId, e.state); return;
-      case 'new-selected-pair': this.emit('new-selected-pair', e.streamId, e.componentId, e.local, e.remote); return;
+      case 'component-state-changed':
+        this.emit('component-state-changed', e.streamId, e.componentId, e.state);
+        this.#componentChanged(e.streamId, e.componentId, e.state, this.#core.d.streams.get(e.streamId)?.components.get(e.componentId)?.consentLost ?? false);
+        return;
+      case 'new-selected-pair':
+        // A new generation has its pair: the previous ufrag no longer reaches a shared port's view.
+        this.#refreshUfrags(e.streamId);
+        this.emit('new-selected-pair', e.streamId, e.componentId, e.local, e.remote);
+        return;
       case 'initial-binding-request-received': this.emit('initial-binding-request-received', e.streamId); return;
       case 'new-remote-candidate': this.emit('new-remote-candidate', e.candidate); return;
       case 'consent-lost': this.emit('consent-lost', e.streamId, e.componentId); return;
@@ -535,6 +685,7 @@ export class Agent extends EventEmitter {
     this.#closed = true;
     for (const g of this.#gatherings.values()) g.resolve();
     this.#gatherings.clear();
+    for (const id of this.#receivers.keys()) this.#streamGone(id, 'closed');
     this.#receivers.clear();
     this.#core.close(this.#net.now());
     this.#closing = (async () => {

@@ -98,3 +98,22 @@ export class TurnError extends ServerError {
     super('turn', server, stunCode, reason, 'ERR_ICE_TURN');
   }
 }
+
+export type ConnectionFailure = 'failed' | 'consent-lost' | 'aborted' | 'timeout' | 'closed' | 'removed';
+
+/**
+ * A stream did not connect (`agent.connect()`), or a component it waited on
+ * failed: `reason` says why, `componentId` which component (undefined when
+ * the whole stream is concerned: abort, timeout, close).
+ */
+export class ConnectionError extends IceError {
+  readonly streamId: number;
+  readonly componentId: number | undefined;
+  readonly reason: ConnectionFailure;
+  constructor(streamId: number, componentId: number | undefined, reason: ConnectionFailure, message: string) {
+    super('ERR_ICE_CONNECTION', `stream ${streamId}${componentId !== undefined ? ` component ${componentId}` : ''}: ${message}`);
+    this.streamId = streamId;
+    this.componentId = componentId;
+    this.reason = reason;
+  }
+}

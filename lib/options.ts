@@ -3,11 +3,13 @@
  * InvalidOptionError naming it, before the agent exists.
  */
 import { isIP } from 'node:net';
+import { canonicalIp, isV6 } from './transport/address.js';
 import { InvalidArgumentError, InvalidOptionError } from './errors.js';
 import { parseIceServerUrl } from './turn/url.js';
 import type { NominationMode } from './core/nomination.js';
 import type { Network } from './transport/network.js';
 import { nodeNetwork } from './transport/node-network.js';
+import { UdpMux } from './transport/mux.js';
 
 export interface PortRange {
   min: number;
@@ -82,18 +84,40 @@ export interface AgentOptions {
   /** Use relayed candidates only (libnice's `force-relay`): no host or server-reflexive candidate is announced or checked. Default false. */
   forceRelay?: boolean;
   /**
+   * ICE-lite (RFC 8445 §2.5; libnice's `ice-lite`): gather host (and announced)
+   * candidates only, never send checks, answer the full peer's and select the
+   * pair it nominates; always the controlled side. Liveness is judged by the
+   * peer's consent requests: none for `consentTimeout` and the component fails
+   * (as mediasoup does). Default false.
+   */
+  iceLite?: boolean;
+  /**
+   * Addresses to put in host candidates in place of the local ones they are
+   * bound on (a static 1:1 NAT, a keepalived virtual IP): `{ '10.0.0.5':
+   * '203.0.113.7' }`. Checks still arrive on the local socket. Same family only.
+   */
+  announcedAddresses?: Record<string, string>;
+  /**
+   * A shared UDP port (lib/transport/mux.ts): every stream's component 1
+   * receives and sends on the mux's sockets instead of binding its own; the
+   * host candidates are the mux's addresses. For media servers with many agents.
+   */
+  udpMux?: UdpMux;
+  /**
    * Where sockets, timers, name lookups and randomness come from: the host's
    * (default), or a host of an in-memory `SimNetwork` for deterministic tests.
    */
   network?: Network;
 }
 
-export type ResolvedOptions = Required<Omit<AgentOptions, 'localAddresses' | 'portRange'>> & {
+export type ResolvedOptions = Required<Omit<AgentOptions, 'localAddresses' | 'portRange' | 'announcedAddresses' | 'udpMux'>> & {
+  udpMux: UdpMux | undefined;
+  announcedAddresses: Readonly<Record<string, string>>;
   localAddresses: string[] | undefined;
   portRange: PortRange | undefined;
 };
 
-export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRange' | 'network'> = {
+export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRange' | 'network' | 'announcedAddresses' | 'udpMux'> = {
   controllingMode: false,
   nominationMode: 'regular',
   stunPacingTimer: 20,
@@ -117,9 +141,10 @@ export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRang
   turnServers: [],
   serverTimeout: 2000,
   forceRelay: false,
+  iceLite: false,
 };
 
-const KNOWN = new Set<string>([...Object.keys(DEFAULT_OPTIONS), 'localAddresses', 'portRange', 'network']);
+const KNOWN = new Set<string>([...Object.keys(DEFAULT_OPTIONS), 'localAddresses', 'portRange', 'network', 'announcedAddresses', 'udpMux']);
 
 const NETWORK_METHODS = ['now', 'setTimer', 'clearTimer', 'randomBytes', 'interfaces', 'bindDatagram', 'connectStream', 'listenStream', 'lookup'];
 
@@ -164,6 +189,7 @@ export function resolveOptions(input: AgentOptions = {}): ResolvedOptions {
   }
   const o: ResolvedOptions = {
     ...DEFAULT_OPTIONS, stunServers: [], turnServers: [], localAddresses: undefined, portRange: undefined, network: nodeNetwork,
+    announcedAddresses: {}, udpMux: undefined,
   };
   const i = input as Record<string, unknown>;
   const has = (k: string) => i[k] !== undefined;
@@ -215,6 +241,26 @@ export function resolveOptions(input: AgentOptions = {}): ResolvedOptions {
   }
   if (has('serverTimeout')) o.serverTimeout = int('serverTimeout', i.serverTimeout, 1, 60000);
   if (has('forceRelay')) o.forceRelay = bool('forceRelay', i.forceRelay);
+  if (has('iceLite')) o.iceLite = bool('iceLite', i.iceLite);
+  if (has('udpMux')) {
+    if (!(i.udpMux instanceof UdpMux)) throw new InvalidOptionError('udpMux', 'must be a UdpMux (UdpMux.bind(...))');
+    if (i.udpMux.closed) throw new InvalidOptionError('udpMux', 'is closed');
+    o.udpMux = i.udpMux;
+  }
+  if (has('announcedAddresses')) {
+    const m = i.announcedAddresses as Record<string, unknown>;
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) throw new InvalidOptionError('announcedAddresses', 'must be an object { localAddress: announcedAddress }');
+    const out: Record<string, string> = {};
+    for (const [local, announced] of Object.entries(m)) {
+      const l = canonicalIp(local);
+      const a = typeof announced === 'string' ? canonicalIp(announced) : undefined;
+      if (l === undefined) throw new InvalidOptionError('announcedAddresses', `key ${JSON.stringify(local)} is not an IP address`);
+      if (a === undefined) throw new InvalidOptionError('announcedAddresses', `value for ${local} is not an IP address: ${JSON.stringify(announced)}`);
+      if (isV6(l) !== isV6(a)) throw new InvalidOptionError('announcedAddresses', `${local} and ${a} are of different address families`);
+      out[l] = a;
+    }
+    o.announcedAddresses = out;
+  }
   if (o.consentTimeout < o.consentInterval) {
     throw new InvalidOptionError('consentTimeout', `must not be below consentInterval (${o.consentInterval})`);
   }

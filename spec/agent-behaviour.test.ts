@@ -64,7 +64,7 @@ t.test('an unreachable remote candidate fails while a good one succeeds', async 
   const pairs = p.a.getPairs(1);
   const deadPair = pairs.find((x) => x.remote.port === deadPort)!;
   const goodPair = pairs.find((x) => x.remote.port === good.port)!;
-  t.ok(deadPair.priority > goodPair.priority, 'the dead pair ranks first');
+  t.ok(BigInt(deadPair.priority) > BigInt(goodPair.priority), 'the dead pair ranks first');
   t.equal(deadPair.state, 'failed', 'the dead pair failed');
   t.equal(goodPair.state, 'succeeded');
   t.equal(p.a.getSelectedPair(1, 1)!.remote.port, good.port, 'the good pair is selected');

@@ -179,7 +179,8 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
     switchRole(ctx, false);
   } else if (!d.controlling && theirControlled !== undefined) {
     d.stats.roleConflicts++;
-    if (d.tieBreaker >= theirControlled) switchRole(ctx, true);
+    // A lite agent never takes control (RFC 8445 §6.1.1): the full peer must.
+    if (ctx.role.sendsChecks && d.tieBreaker >= theirControlled) switchRole(ctx, true);
     else {
       respondError(ctx, t, from, m, 487, 'Role Conflict', creds.pwd);
       return;
@@ -189,7 +190,7 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
   d.stats.responsesSent++;
   transmitVia(ctx, t.id, from, encodeBindingSuccess(m.transactionId, from.address, from.port, creds.pwd));
   // The sender proved it knows our password: it may send data.
-  authorize(c, from.address, from.port);
+  authorize(ctx, c, t.id, from.address, from.port);
   const known = pairByKey(s, pairKey(t.id, from.address, from.port));
   if (known) {
     known.counters.requestsReceived++;
@@ -211,6 +212,10 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
     pair.counters.responsesSent++;
   }
   const useCandidate = ctx.role.followsUseCandidate && hasAttribute(m, ATTR.USE_CANDIDATE);
+  if (!ctx.role.sendsChecks) {
+    liteRequest(ctx, s, c, pair, useCandidate);
+    return;
+  }
   if (pair.state === 'succeeded') {
     // §7.3.1.5: nomination of a pair already validated by our own check.
     if (useCandidate) {
@@ -226,6 +231,28 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
   // validated yet takes effect when our triggered check succeeds.
   if (useCandidate) pair.nominateOnSuccess = true;
   triggerNow(ctx, s, c, pair);
+}
+
+/**
+ * ICE-lite (RFC 8445 §2.5, §7.3.1.5 as a lite agent applies it): with no
+ * check of its own to wait for, an authenticated request makes its pair
+ * valid, USE-CANDIDATE nominates it, and the requests are the evidence that
+ * the peer is still there (the liveness rules of consent.ts, judged on them).
+ */
+function liteRequest(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair, useCandidate: boolean): void {
+  if (c.consent?.pairId === pair.id) c.consent.lastResponseAt = ctx.now;
+  const fresh = pair.state !== 'succeeded' || !pair.valid;
+  if (fresh) {
+    markSucceeded(streamSet(ctx), pair);
+    pair.valid = true;
+    pair.validPairId = pair.id;
+  }
+  if (useCandidate && !pair.nominated) pair.nominated = true;
+  else if (!fresh) {
+    if (c.state === 'disconnected') consentResponse(ctx, s, c, pair);
+    return;
+  }
+  pairValid(ctx, s, c, pair);
 }
 
 /**
@@ -405,7 +432,7 @@ function succeeded(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord
     valid.state = 'succeeded';
   }
   pair.validPairId = valid.id;
-  authorize(c, cands.remote.c.address, cands.remote.c.port);
+  authorize(ctx, c, t.id, cands.remote.c.address, cands.remote.c.port);
   markSucceeded(streamSet(ctx), pair);
   // Pairs of its foundation were unfrozen: the pacer has work.
   d.pacerIdle = false;

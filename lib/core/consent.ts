@@ -75,9 +75,11 @@ export function consentTick(ctx: Ctx, s: StreamData, c: ComponentData): void {
     c.consent = undefined;
     return;
   }
-  const requests = o.consentFreshness || o.keepaliveConncheck;
+  // A lite agent sends nothing: the peer's requests are what it judges (lib/core/check.ts liteRequest).
+  const lite = !ctx.role.sendsChecks;
+  const requests = !lite && (o.consentFreshness || o.keepaliveConncheck);
   const verdict = liveness(ctx.now, consent.lastResponseAt, {
-    expectResponses: requests,
+    expectResponses: requests || (lite && o.consentFreshness),
     consentFreshness: o.consentFreshness,
     disconnectedTimeout: o.disconnectedTimeout,
     consentTimeout: o.consentTimeout,
@@ -88,14 +90,14 @@ export function consentTick(ctx: Ctx, s: StreamData, c: ComponentData): void {
   }
   if (verdict === 'disconnected' && (c.state === 'ready' || c.state === 'connected')) setState(ctx, s, c, 'disconnected');
   if (requests) sendCheck(ctx, s, c, pair, 'consent');
-  else {
+  else if (!lite) {
     transmitVia(ctx, cands.local.transportId, { address: cands.remote.c.address, port: cands.remote.c.port },
       encodeBindingIndication(ctx.env.randomBytes(12)));
     ctx.d.stats.keepalivesSent++;
   }
   // Wake up in time to notice the deadlines even between requests.
   let next = nextDelay(ctx);
-  if (requests) {
+  if (requests || lite) {
     const silent = ctx.now - consent.lastResponseAt;
     for (const limit of o.consentFreshness ? [o.disconnectedTimeout, o.consentTimeout] : [o.disconnectedTimeout]) {
       if (limit - silent > 0) next = Math.min(next, limit - silent);

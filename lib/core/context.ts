@@ -39,6 +39,8 @@ export type CoreEvent =
   | { type: 'server-error'; streamId: number; componentId: number; error: ServerError }
   /** Open a TCP (or TLS) connection to a TURN server for transport `transportId`; answer with linkOpened/linkFailed. */
   | { type: 'open-link'; transportId: number; remote: TransportAddress; localAddress: string | undefined; tls: boolean; servername: string | undefined; ca: string | Buffer | Array<string | Buffer> | undefined; rejectUnauthorized: boolean | undefined }
+  /** A remote address passed authentication on a transport (a shared socket learns its route from this). */
+  | { type: 'source-authorized'; transportId: number; address: string; port: number }
   /** The core no longer needs this transport (a link whose allocation is gone). */
   | { type: 'close-transport'; transportId: number };
 
@@ -89,8 +91,13 @@ export function findLocal(c: ComponentData, address: string, port: number): Loca
   return c.local.find((x) => x.c.port === port && x.c.address === address);
 }
 
-export function authorize(c: ComponentData, address: string, port: number): void {
-  c.authorized.add(addressKey(address, port));
+/** The source proved it knows our password (or answered our check): it may send data on this transport. */
+export function authorize(ctx: Ctx, c: ComponentData, transportId: number, address: string, port: number): void {
+  const key = addressKey(address, port);
+  if (c.authorized.has(key)) return;
+  c.authorized.add(key);
+  // A shared socket (UdpMux) routes this source to us from now on.
+  ctx.events.push({ type: 'source-authorized', transportId, address, port });
 }
 
 /** Forgets who may send data (the component failed or restarted). */

@@ -19,7 +19,8 @@ import { InvalidArgumentError, InvalidStateError, UnknownStreamError } from '../
 import { BINDING_REQUEST, decodeStun, isStunFrame, verifyFingerprint } from '../stun/message.js';
 import { createStats, type AgentStats } from '../stats.js';
 import { checkRemoteCandidate, copyCandidate, usableRemote, unusableReason, type Candidate } from './candidate.js';
-import { canCheck, hasWork, nextPair, pairById } from './checklist.js';
+import { canCheck, hasWork, nextPair, pairById, pairByKey } from './checklist.js';
+import { pairKey } from './pair.js';
 import { type CoreEnv, type CoreEvent, type Ctx, publicCandidate, remoteById, setState, streamSet } from './context.js';
 import { createRole, type Role } from './nomination.js';
 import { checkTimeout, onRequest, onResponse, sendCheck } from './check.js';
@@ -29,9 +30,10 @@ import {
   allocationTimeout, closeAllocation, freeUnused, linkLost, relayReceive, serverAt, startAllocation, transmitVia,
 } from './relay.js';
 import { addRemote, newCredentials, restartGeneration, setRemoteCredentials } from './remote.js';
-import { evaluate, fail, isDone, runNomination } from './selection.js';
+import { evaluate, fail, flushTraffic, isDone, runNomination } from './selection.js';
 import { newComponent, type ComponentData, type ComponentState, type CoreData, type Credentials, type PairState, type StreamData, type TransportRecord } from './state.js';
 import { retransmitWaits } from '../stun/transaction.js';
+import { statsReport, type StreamStats } from './report.js';
 
 export type { CoreEnv, CoreEvent, ServerPlan };
 
@@ -46,7 +48,8 @@ export interface PairInfo {
   local: Candidate;
   remote: Candidate;
   state: PairState;
-  priority: bigint;
+  /** Pair priority (RFC 8445 §6.1.2.3): 64 bits, as a decimal string (JSON-safe; compare with BigInt()). */
+  priority: string;
   valid: boolean;
   nominated: boolean;
 }
@@ -90,9 +93,10 @@ export class IceCore implements Ctx {
     this.env = env;
     this.now = now;
     this.waits = retransmitWaits(options.stunInitialTimeout, options.stunMaxRetransmissions, options.stunMaxTimeout);
-    this.role = createRole(options.controllingMode, options.nominationMode, options.nominationTimeout);
+    this.role = createRole(options.controllingMode && !options.iceLite, options.nominationMode, options.nominationTimeout, options.iceLite);
     this.d = {
-      controlling: options.controllingMode,
+      // A lite agent is always the controlled one against a full agent (RFC 8445 §6.1.1).
+      controlling: options.controllingMode && !options.iceLite,
       // RFC 8445 §7.1.3 / §16.1: a 64-bit random tie-breaker for role conflicts.
       tieBreaker: env.randomBytes(8).readBigUInt64BE(),
       nextStreamId: 1,
@@ -265,7 +269,7 @@ export class IceCore implements Ctx {
   // --------------------------------------------------------------- data
 
   /** Sends on the component's send pair; false when there is none or the datagram cannot go. */
-  send(streamId: number, componentId: number, data: Uint8Array): boolean {
+  send(streamId: number, componentId: number, data: Uint8Array, now: number): boolean {
     const c = this.component(streamId, componentId);
     const s = this.d.streams.get(streamId)!;
     const pair = pairById(s, c.sendPairId);
@@ -279,6 +283,9 @@ export class IceCore implements Ctx {
     if (ok) {
       this.d.stats.dataPacketsSent++;
       this.d.stats.dataBytesSent += data.length;
+      c.tx.packets++;
+      c.tx.bytes += data.length;
+      c.tx.lastAt = now;
     }
     return ok;
   }
@@ -348,6 +355,10 @@ export class IceCore implements Ctx {
       }
       c.lastSrcAddress = from.address;
       c.lastSrcPort = from.port;
+      // A new source: what came from the previous one goes to its pair, the count starts for this one's.
+      flushTraffic(s!, c.rx, 'received');
+      const p = pairByKey(s!, pairKey(t.id, from.address, from.port));
+      c.rx.pairId = p ? (p.validPairId ?? p.id) : undefined;
     }
     if (!this.env.deliver(t.streamId, t.componentId, data, from)) {
       st.dropped.noReceiver++;
@@ -355,6 +366,9 @@ export class IceCore implements Ctx {
     }
     st.dataPacketsReceived++;
     st.dataBytesReceived += data.length;
+    c.rx.packets++;
+    c.rx.bytes += data.length;
+    c.rx.lastAt = this.now;
   }
 
   // --------------------------------------------------------------- time
@@ -406,6 +420,10 @@ export class IceCore implements Ctx {
    */
   #pace(): void {
     const d = this.d;
+    if (!this.role.sendsChecks) {
+      d.pacerIdle = true;
+      return;
+    }
     const streams = streamSet(this).filter((s) => canCheck(s));
     for (let i = 0; i < streams.length; i++) {
       const s = streams[(d.rr + i) % streams.length]!;
@@ -456,14 +474,15 @@ export class IceCore implements Ctx {
       if (!l || !r) continue;
       out.push({
         componentId: p.component, local: publicCandidate(s, l), remote: copyCandidate(r.c), state: p.state,
-        priority: p.priority, valid: p.valid, nominated: p.nominated,
+        priority: p.priority.toString(), valid: p.valid, nominated: p.nominated,
       });
     }
     return out;
   }
 
-  stats(): AgentStats {
-    return structuredClone(this.d.stats);
+  /** The agent's counters, and per stream, component, pair and candidate the W3C stats (lib/core/report.ts). JSON-safe. */
+  stats(): AgentStats & { streams: StreamStats[] } {
+    return { ...structuredClone(this.d.stats), streams: statsReport(this.d) };
   }
 
   // -------------------------------------------------------------- close

@@ -60,13 +60,15 @@ export function addHostTransport(ctx: Ctx, s: StreamData, c: ComponentData, loca
   };
   ctx.d.transports.set(t.id, t);
   if (!ctx.o.forceRelay) {
+    // An announced address (1:1 NAT, virtual IP) is what the peer can reach; the base stays the bound one.
+    const address = ctx.o.announcedAddresses[local.address] ?? local.address;
     addLocalCandidate(ctx, s, c, t.id, {
       type: 'host',
       transport: 'udp',
       foundation: foundationOf(ctx.d.foundations, foundationKey('host', local.address, 'udp')),
       component: c.id,
       priority: computePriority('host', hostLocalPreference(rank), c.id),
-      address: local.address,
+      address,
       port: local.port,
       base: { ...local },
       streamId: s.id,

@@ -28,6 +28,8 @@ export interface Role {
   decide(checklist: readonly Pair[], valid: readonly Pair[], msSinceFirstValid: number): NominationDecision;
   /** Whether USE-CANDIDATE in the peer's requests nominates (the controlled side, §7.3.1.5). */
   readonly followsUseCandidate: boolean;
+  /** Whether this agent sends checks at all (an ICE-lite agent only answers them, RFC 8445 §2.5). */
+  readonly sendsChecks: boolean;
 }
 
 /** Whether a pair goes through a TURN server. */
@@ -56,6 +58,7 @@ export class RegularControlling implements Role {
   readonly controlling = true;
   readonly mode = 'regular' as const;
   readonly followsUseCandidate = false;
+  readonly sendsChecks = true;
   readonly waitMs: number;
   constructor(waitMs: number) {
     this.waitMs = waitMs;
@@ -94,6 +97,7 @@ export class AggressiveControlling implements Role {
   readonly controlling = true;
   readonly mode = 'aggressive' as const;
   readonly followsUseCandidate = false;
+  readonly sendsChecks = true;
   useCandidate(): boolean {
     return true;
   }
@@ -111,6 +115,7 @@ export class Controlled implements Role {
   readonly controlling = false;
   readonly mode: NominationMode;
   readonly followsUseCandidate = true;
+  readonly sendsChecks: boolean = true;
   constructor(mode: NominationMode) {
     this.mode = mode;
   }
@@ -122,7 +127,18 @@ export class Controlled implements Role {
   }
 }
 
-export function createRole(controlling: boolean, mode: NominationMode, regularWaitMs: number): Role {
+/**
+ * ICE-lite (RFC 8445 §2.5, §8.2): host candidates only, no checks of its own.
+ * A lite agent is always controlled against a full one; an authenticated
+ * request proves the pair it came on (there is no check of ours to wait
+ * for), and USE-CANDIDATE on it selects it.
+ */
+export class Lite extends Controlled {
+  override readonly sendsChecks = false;
+}
+
+export function createRole(controlling: boolean, mode: NominationMode, regularWaitMs: number, lite = false): Role {
+  if (lite) return new Lite(mode);
   if (!controlling) return new Controlled(mode);
   return mode === 'aggressive' ? new AggressiveControlling() : new RegularControlling(regularWaitMs);
 }

@@ -12,7 +12,7 @@ import { type Ctx, debug, emit, pairCandidates, publicCandidate, setState, strea
 import { cancelTx, sendCheck } from './check.js';
 import { startConsent } from './consent.js';
 import { bindChannelFor } from './relay.js';
-import type { ComponentData, Pair, StreamData } from './state.js';
+import type { ComponentData, Pair, StreamData, TrafficCounter } from './state.js';
 
 /** §8.1.2: a component of the current generation has its selected pair; its other checks stop. */
 export function isDone(s: StreamData, componentId: number): boolean {
@@ -63,9 +63,30 @@ export function pairFailed(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair
   evaluate(ctx, s);
 }
 
+/** Adds what the data path counted to the pair it belongs to. */
+export function flushTraffic(s: StreamData, t: TrafficCounter, dir: 'sent' | 'received'): void {
+  const p = pairById(s, t.pairId);
+  if (p && t.packets > 0) {
+    const k = p.counters;
+    if (dir === 'sent') {
+      k.packetsSent += t.packets;
+      k.bytesSent += t.bytes;
+      k.lastPacketSentAt = t.lastAt;
+    } else {
+      k.packetsReceived += t.packets;
+      k.bytesReceived += t.bytes;
+      k.lastPacketReceivedAt = t.lastAt;
+    }
+  }
+  t.packets = 0;
+  t.bytes = 0;
+}
+
 /** Moves the data path (and the consent that covers it, RFC 7675) to another pair. */
 export function setSendPair(ctx: Ctx, s: StreamData, c: ComponentData, pairId: number | undefined): void {
   if (c.sendPairId === pairId) return;
+  flushTraffic(s, c.tx, 'sent');
+  c.tx.pairId = pairId;
   c.sendPairId = pairId;
   if (pairId === undefined) c.consent = undefined;
   else startConsent(ctx, c, pairId);
@@ -172,7 +193,7 @@ export function fail(ctx: Ctx, s: StreamData, c: ComponentData): void {
 
 /** §7.3.1.1, §7.2.5.1: a role conflict flipped our role; priorities are recomputed and the strategy swapped. */
 export function switchRole(ctx: Ctx, controlling: boolean): void {
-  if (ctx.d.controlling === controlling) return;
+  if (ctx.d.controlling === controlling || !ctx.role.sendsChecks) return;
   debug('role conflict: now %s', controlling ? 'controlling' : 'controlled');
   ctx.d.controlling = controlling;
   ctx.role = createRole(controlling, ctx.o.nominationMode, ctx.o.nominationTimeout);

@@ -120,6 +120,20 @@ export interface ComponentData {
   lastSrcPort: number;
   /** TURN servers for this component only (setRelayInfo). */
   relayServers: TurnServerConfig[];
+  /**
+   * Application data counted on the data path, attributed to the pair it went
+   * on (sent) or came from (received) when that changes or stats are read:
+   * the data path does no pair lookup per packet.
+   */
+  tx: TrafficCounter;
+  rx: TrafficCounter;
+}
+
+export interface TrafficCounter {
+  pairId: number | undefined;
+  packets: number;
+  bytes: number;
+  lastAt: number | undefined;
 }
 
 export type GatheringState = 'new' | 'gathering' | 'complete';
@@ -269,5 +283,7 @@ export function newComponent(id: number): ComponentData {
     id, state: 'disconnected', local: [], remote: [], retired: [], selectedPairId: undefined, sendPairId: undefined,
     firstValidAt: undefined, nominationAt: undefined, trickleAt: undefined, consent: undefined, consentLost: false,
     authorized: new Set(), lastSrcAddress: '', lastSrcPort: -1, relayServers: [],
+    tx: { pairId: undefined, packets: 0, bytes: 0, lastAt: undefined },
+    rx: { pairId: undefined, packets: 0, bytes: 0, lastAt: undefined },
   };
 }

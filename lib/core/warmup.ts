@@ -70,7 +70,7 @@ function run(): void {
     a.takeEvents();
     b.takeEvents();
   }
-  a.send(1, 1, Buffer.from([0x80]));
+  a.send(1, 1, Buffer.from([0x80]), now);
   a.close(now);
   b.close(now);
 }

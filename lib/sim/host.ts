@@ -28,7 +28,7 @@
  */
 import { addressKey, canonicalIp, isV6, type TransportAddress } from '../transport/address.js';
 import type {
-  ConnectOptions, DatagramSocket, InterfaceAddress, Network, StreamListener, StreamSocket, TimerHandle,
+  StreamConnectOptions, DatagramSocket, InterfaceAddress, Network, StreamListener, StreamSocket, TimerHandle,
 } from '../transport/network.js';
 import type { SimNat } from './nat.js';
 import type { Prng } from './random.js';
@@ -141,7 +141,7 @@ class SimHostNetwork implements Network {
     return this.#host.bindUdp(address, port);
   }
 
-  async connectStream(opts: ConnectOptions): Promise<StreamSocket> {
+  async connectStream(opts: StreamConnectOptions): Promise<StreamSocket> {
     return this.#host.tcp.connect(opts);
   }
 

@@ -18,7 +18,7 @@
  *   certificate checks.
  */
 import { addressKey, canonicalIp, isV6, type TransportAddress } from '../transport/address.js';
-import type { ConnectOptions, StreamListener, StreamSocket } from '../transport/network.js';
+import type { StreamConnectOptions, StreamListener, StreamSocket } from '../transport/network.js';
 import type { SimEvent } from './clock.js';
 import type { SimHost } from './host.js';
 import { systemError, type Fabric, type Packet, type SegmentKind } from './types.js';
@@ -171,7 +171,7 @@ export class TcpStack {
     if (this.#listeners.get(k) === l) this.#listeners.delete(k);
   }
 
-  connect(opts: ConnectOptions): Promise<StreamSocket> {
+  connect(opts: StreamConnectOptions): Promise<StreamSocket> {
     const address = canonicalIp(opts?.remote?.address);
     const rport = opts?.remote?.port;
     if (address === undefined || !Number.isInteger(rport) || rport < 1 || rport > 65535) {

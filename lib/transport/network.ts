@@ -22,6 +22,12 @@ export interface DatagramSocket {
   onMessage(handler: (data: Buffer, from: TransportAddress) => void): void;
   /** Resolves once the socket is really gone (no handle left). Idempotent. */
   close(): Promise<void>;
+  /**
+   * A view of a shared socket (UdpMux) has this: the agent calls it for every
+   * remote address that passed authentication, so that the socket routes that
+   * source to this view from now on.
+   */
+  claim?(remote: TransportAddress): void;
 }
 
 /** A connected TCP or TLS stream (a TURN server over TCP/TLS; ICE-TCP). */
@@ -44,7 +50,7 @@ export interface StreamListener {
   close(): Promise<void>;
 }
 
-export interface ConnectOptions {
+export interface StreamConnectOptions {
   remote: TransportAddress;
   /** Connect from this local address (and port, where supported; 0 = any). */
   local?: { address: string; port?: number };
@@ -82,7 +88,7 @@ export interface Network {
    */
   bindDatagram(address: string, port: number): Promise<DatagramSocket>;
   /** Opens a TCP (or TLS) connection. Rejects with an Error with `code` (ECONNREFUSED, ...). */
-  connectStream(opts: ConnectOptions): Promise<StreamSocket>;
+  connectStream(opts: StreamConnectOptions): Promise<StreamSocket>;
   /** Listens for TCP connections on `address` (port 0: any free port). */
   listenStream(address: string, port: number): Promise<StreamListener>;
   /** Resolves a host name to one address of the family (4 or 6; any when undefined). */

@@ -12,7 +12,7 @@ import { lookup } from 'node:dns/promises';
 import createDebug from 'debug';
 import { canonicalIp, isV6, type TransportAddress } from './address.js';
 import type {
-  ConnectOptions, DatagramSocket, InterfaceAddress, Network, StreamListener, StreamSocket, TimerHandle,
+  StreamConnectOptions, DatagramSocket, InterfaceAddress, Network, StreamListener, StreamSocket, TimerHandle,
 } from './network.js';
 
 const debug = createDebug('ice-agent:transport');
@@ -201,7 +201,7 @@ export class NodeNetwork implements Network {
     });
   }
 
-  connectStream(opts: ConnectOptions): Promise<StreamSocket> {
+  connectStream(opts: StreamConnectOptions): Promise<StreamSocket> {
     return new Promise((resolve, reject) => {
       const { remote, local } = opts;
       let s: net.Socket;

@@ -105,3 +105,12 @@ export async function closePair(p: SimPair): Promise<void> {
   void Promise.all([p.a.close(), p.b.close()]).then(() => { closed = true; });
   await p.net.run({ until: () => closed, timeout: 10_000 });
 }
+
+/** Awaits a promise while virtual time runs (nothing on the in-memory network moves otherwise). */
+export async function during<T>(p: SimPair, promise: Promise<T>, timeout = 30_000): Promise<T> {
+  let done = false;
+  const settled = promise.then(() => { done = true; }, () => { done = true; });
+  await p.net.run({ until: () => done, timeout });
+  await settled;
+  return promise;
+}

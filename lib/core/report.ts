@@ -1,0 +1,123 @@
+/**
+ * Statistics in the shape of the W3C `RTCIceCandidatePairStats` and
+ * `RTCIceCandidateStats` dictionaries (webrtc-stats §7.8, §7.9), per stream
+ * and component, JSON-safe: pair priorities as decimal strings (they need 64
+ * bits), times in ms on the agent's clock, round-trip times in seconds as the
+ * W3C fields are.
+ */
+import type { Candidate } from './candidate.js';
+import { flushTraffic } from './selection.js';
+import type { CoreData, StreamData } from './state.js';
+
+export interface CandidateStats {
+  /** `L<n>` for local candidates, `R<n>` for remote ones. */
+  id: string;
+  isRemote: boolean;
+  componentId: number;
+  address: string;
+  port: number;
+  protocol: string;
+  candidateType: string;
+  priority: number;
+  foundation: string;
+  relatedAddress?: string;
+  relatedPort?: number;
+  /** The STUN/TURN server a server-reflexive or relayed candidate came from. */
+  url?: string;
+}
+
+export interface CandidatePairStats {
+  id: string;
+  componentId: number;
+  localCandidateId: string;
+  remoteCandidateId: string;
+  /** RFC 8445 pair state: frozen, waiting, in-progress, succeeded, failed. */
+  state: string;
+  nominated: boolean;
+  /** The component's selected pair. */
+  selected: boolean;
+  /** Pair priority (RFC 8445 §6.1.2.3), a 64-bit value as a decimal string. */
+  priority: string;
+  /** Connectivity checks and consent requests sent, retransmissions included. */
+  requestsSent: number;
+  requestsReceived: number;
+  responsesSent: number;
+  responsesReceived: number;
+  consentRequestsSent: number;
+  packetsSent: number;
+  packetsReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  lastPacketSentTimestamp?: number;
+  lastPacketReceivedTimestamp?: number;
+  /** Seconds: the last check or consent request's round trip. */
+  currentRoundTripTime?: number;
+  /** Seconds: the sum of every round trip measured; divide by `responsesReceived` for the mean. */
+  totalRoundTripTime: number;
+}
+
+export interface ComponentStats {
+  id: number;
+  state: string;
+  selectedPairId?: string;
+  pairs: CandidatePairStats[];
+  localCandidates: CandidateStats[];
+  remoteCandidates: CandidateStats[];
+}
+
+export interface StreamStats {
+  id: number;
+  components: ComponentStats[];
+}
+
+function candidate(id: string, remote: boolean, c: Candidate, url?: string): CandidateStats {
+  return {
+    id, isRemote: remote, componentId: c.component, address: c.address, port: c.port, protocol: c.transport,
+    candidateType: c.type, priority: c.priority, foundation: c.foundation,
+    ...(c.relatedAddress !== undefined ? { relatedAddress: c.relatedAddress } : {}),
+    ...(c.relatedPort !== undefined ? { relatedPort: c.relatedPort } : {}),
+    ...(url !== undefined ? { url } : {}),
+  };
+}
+
+function streamReport(d: CoreData, s: StreamData): StreamStats {
+  const components: ComponentStats[] = [];
+  for (const c of s.components.values()) {
+    flushTraffic(s, c.tx, 'sent');
+    flushTraffic(s, c.rx, 'received');
+    const urlOf = (transportId: number) => {
+      const t = d.transports.get(transportId);
+      return t?.kind === 'relay' ? d.allocations.get(t.allocationId!)?.url : undefined;
+    };
+    const pairs: CandidatePairStats[] = [];
+    for (const p of s.pairs) {
+      if (p.component !== c.id) continue;
+      const k = p.counters;
+      pairs.push({
+        id: `P${p.id}`, componentId: p.component, localCandidateId: `L${p.localId}`, remoteCandidateId: `R${p.remoteId}`,
+        state: p.state, nominated: p.nominated, selected: p.id === c.selectedPairId, priority: p.priority.toString(),
+        requestsSent: k.requestsSent, requestsReceived: k.requestsReceived, responsesSent: k.responsesSent,
+        responsesReceived: k.responsesReceived, consentRequestsSent: k.consentRequestsSent,
+        packetsSent: k.packetsSent, packetsReceived: k.packetsReceived, bytesSent: k.bytesSent, bytesReceived: k.bytesReceived,
+        ...(k.lastPacketSentAt !== undefined ? { lastPacketSentTimestamp: k.lastPacketSentAt } : {}),
+        ...(k.lastPacketReceivedAt !== undefined ? { lastPacketReceivedTimestamp: k.lastPacketReceivedAt } : {}),
+        ...(k.currentRtt !== undefined ? { currentRoundTripTime: k.currentRtt / 1000 } : {}),
+        totalRoundTripTime: k.totalRtt / 1000,
+      });
+    }
+    components.push({
+      id: c.id,
+      state: c.state,
+      ...(c.selectedPairId !== undefined ? { selectedPairId: `P${c.selectedPairId}` } : {}),
+      pairs,
+      localCandidates: c.local.map((l) => candidate(`L${l.id}`, false, l.c, urlOf(l.transportId))),
+      remoteCandidates: [...c.remote, ...c.retired].map((r) => candidate(`R${r.id}`, true, r.c)),
+    });
+  }
+  return { id: s.id, components };
+}
+
+export function statsReport(d: CoreData): StreamStats[] {
+  return [...d.streams.values()].map((s) => streamReport(d, s));
+}
+
