@@ -73,13 +73,37 @@ interface Args {
   nomination: NominationMode;
   timeoutMs: number;
   verbose: boolean;
+  /** ICE-lite (RFC 8445 §2.5): controlled only. */
+  lite: boolean;
+  /** Announced in place of --host's address in host candidates. */
+  announce: string | undefined;
 }
 
-const USAGE = 'usage: ice-agent-peer --role controlling|controlled [--count N] [--size S] [--window W] ' +
-  '[--host ADDR] [--stun HOST:PORT] [--turn HOST:PORT --turn-user U --turn-pass P] [--trickle] ' +
-  '[--nomination regular|aggressive] [--timeout SECONDS] [--verbose]';
+const USAGE = `usage: ice-agent-peer --role controlling|controlled [options]
+
+A CLI ICE peer speaking the line protocol of peer-protocol.md: JSON lines on
+stdin/stdout, logs on stderr.
+
+  --role controlling|controlled   ICE role (required)
+  --count N                       datagrams the controlling peer sends (default 1000)
+  --size S                        bytes per datagram (default 1000)
+  --window W                      datagrams in flight at most (default 32)
+  --host ADDR                     gather host candidates only on ADDR (default: all interfaces)
+  --stun HOST:PORT                STUN server for server-reflexive candidates
+  --turn HOST:PORT --turn-user U --turn-pass P
+                                  TURN server for relayed candidates
+  --trickle                       send candidates one by one as they are gathered
+  --nomination regular|aggressive nomination mode of the controlling peer (default regular)
+  --lite                          act as an ICE-lite agent (RFC 8445 §2.5); only with --role controlled
+  --announce ADDR                 advertise ADDR in place of --host's address in host candidates
+  --timeout SECONDS               give up if not connected by then (default 30)
+  --verbose                       log the agent's debug output on stderr
+  --help                          print this and exit
+`;
 
 class UsageError extends Error {}
+/** `--help`: usage on stdout, exit 0 (peer-protocol.md, optional features). */
+class HelpRequested extends Error {}
 
 function integer(name: string, v: string | undefined, dflt: number, min: number, max: number): number {
   if (v === undefined) return dflt;
@@ -121,11 +145,15 @@ function parseArguments(argv: string[]): Args {
         nomination: { type: 'string' },
         timeout: { type: 'string' },
         verbose: { type: 'boolean' },
+        lite: { type: 'boolean' },
+        announce: { type: 'string' },
+        help: { type: 'boolean' },
       },
     }));
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  if (values.help) throw new HelpRequested();
   if (values.role !== 'controlling' && values.role !== 'controlled') {
     throw new UsageError(values.role === undefined
       ? '--role is required (controlling or controlled)'
@@ -144,6 +172,12 @@ function parseArguments(argv: string[]): Args {
       throw new UsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(values.timeout)}`);
     }
     timeoutMs = Number(values.timeout) * 1000;
+  }
+  if (values.lite && values.role !== 'controlled') throw new UsageError('--lite is only for --role controlled');
+  if (values.announce !== undefined) {
+    if (isIP(values.announce) === 0) throw new UsageError(`--announce must be an IP address, got ${JSON.stringify(values.announce)}`);
+    if (values.host === undefined) throw new UsageError('--announce needs --host (the local address it stands for)');
+    if (isIP(values.announce) !== isIP(values.host)) throw new UsageError('--announce and --host must be of the same address family');
   }
   let turn: Args['turn'];
   if (values.turn !== undefined) {
@@ -166,6 +200,8 @@ function parseArguments(argv: string[]): Args {
     nomination,
     timeoutMs,
     verbose: values.verbose ?? false,
+    lite: values.lite ?? false,
+    announce: values.announce,
   };
 }
 
@@ -197,9 +233,14 @@ async function main(): Promise<void> {
   try {
     args = parseArguments(process.argv.slice(2));
   } catch (err) {
+    if (err instanceof HelpRequested) {
+      process.stdout.write(USAGE);
+      await flushStdout();
+      process.exit(0);
+    }
     if (!(err instanceof UsageError)) throw err;
     emit({ type: 'error', message: err.message });
-    process.stderr.write(`ice-agent-peer: ${err.message}\n${USAGE}\n`);
+    process.stderr.write(`ice-agent-peer: ${err.message}\n${USAGE}`);
     await flushStdout();
     process.exit(2);
   }
@@ -214,6 +255,8 @@ async function main(): Promise<void> {
     controllingMode: args.role === 'controlling',
     nominationMode: args.nomination,
     localAddresses: args.host === undefined ? undefined : [args.host],
+    ...(args.lite ? { iceLite: true } : {}),
+    ...(args.announce !== undefined ? { announcedAddresses: { [args.host!]: args.announce } } : {}),
     ...((args.trickle && libTrickle ? { iceTrickle: true } : {}) as Partial<AgentOptions>),
     ...serverOptions(args),
   });

@@ -50,6 +50,8 @@ interface Combination {
   ours: 'controlling' | 'controlled';
   nomination: 'regular' | 'aggressive';
   trickle: boolean;
+  /** Ours as an ICE-lite agent (`--lite`, controlled only). */
+  lite: boolean;
 }
 
 function check(t: Test, run: RunResult, c: Combination): void {
@@ -108,17 +110,17 @@ if (missingBuild) {
   // Sequential on purpose (tap runs subtests of one file in order): timing-sensitive, and easier to read.
   // Eight runs that may each, when something is wrong, take their whole budget (peer
   // timeout, relay timeout, kill grace): more than the default file timeout.
-  t.setTimeout(8 * (CONNECT_TIMEOUT_S + 8) * 1000 + 30_000);
-  for (const ours of ['controlling', 'controlled'] as const) {
+  t.setTimeout(12 * (CONNECT_TIMEOUT_S + 8) * 1000 + 30_000);
+  for (const [ours, lite] of [['controlling', false], ['controlled', false], ['controlled', true]] as const) {
     for (const nomination of ['regular', 'aggressive'] as const) {
       for (const trickle of [false, true]) {
-        const c: Combination = { ours, nomination, trickle };
+        const c: Combination = { ours, nomination, trickle, lite };
         const theirs = ours === 'controlling' ? 'controlled' : 'controlling';
-        t.test(`ice-agent ${ours} <-> libnice ${theirs}, ${nomination} nomination, trickle ${trickle ? 'on' : 'off'}`, async (t) => {
+        t.test(`ice-agent ${ours}${lite ? ' (lite)' : ''} <-> libnice ${theirs}, ${nomination} nomination, trickle ${trickle ? 'on' : 'off'}`, async (t) => {
           const common = ['--host', '127.0.0.1', '--nomination', nomination, '--count', String(COUNT), '--window', String(WINDOW),
             '--timeout', String(CONNECT_TIMEOUT_S), ...(trickle ? ['--trickle'] : [])];
           const run = await runPair({
-            a: { cmd: process.execPath, args: [PEER, '--role', ours, ...common] },
+            a: { cmd: process.execPath, args: [PEER, '--role', ours, ...(lite ? ['--lite'] : []), ...common] },
             b: { cmd: PYTHON, args: [LIBNICE_PEER, '--role', theirs, ...common] },
             timeoutMs: (CONNECT_TIMEOUT_S + 4) * 1000,
           });
