@@ -44,6 +44,8 @@ const run = await runPair({
   a: { cmd: process.execPath, args: [PEER, '--role', 'controlling', ...common] },
   b: { cmd: process.execPath, args: [PEER, '--role', 'controlled', ...common] },
   timeoutMs: 60_000,
+  // With DEBUG set (DEBUG=ice-agent:* npm run demo), show the peers' logs as they come.
+  ...(process.env.DEBUG ? { onStderr: (side: 'a' | 'b', chunk: string) => process.stderr.write(chunk.replace(/^(?=.)/gm, `[${side === 'a' ? 'controlling' : 'controlled'}] `)) } : {}),
 });
 
 const sides = [['controlling', run.a], ['controlled', run.b]] as const;
@@ -68,8 +70,8 @@ const endpoint = (c: unknown) => {
 
 const [ca, cb] = [firstOf(run.a, 'connected'), firstOf(run.b, 'connected')];
 console.log(`ice-agent loopback: ${opts.nomination} nomination, trickle ${opts.trickle ? 'on' : 'off'}`);
-console.log(`  gathering       controlling ${ms(gathered(run.a))}, controlled ${ms(gathered(run.b))}` +
-  ` (from process start to ${opts.trickle ? 'end-of-candidates' : 'description'})`);
+console.log(`  start-up        controlling ${ms(gathered(run.a))}, controlled ${ms(gathered(run.b))}` +
+  ` (from spawning the process to its ${opts.trickle ? 'end-of-candidates' : 'description'}: Node start-up and gathering)`);
 console.log(`  connected       controlling ${ms(ca?.ms)}, controlled ${ms(cb?.ms)} (from remote credentials)`);
 if (ca) console.log(`  selected pair   ${endpoint(ca.local)} <-> ${endpoint(ca.remote)}`);
 if (done) {

@@ -58,6 +58,8 @@ export interface RunPairOptions {
   controlling?: 'a' | 'b';
   /** Called for every message as it is relayed (e.g. to print progress). */
   onMessage?: (side: 'a' | 'b', message: PeerMessage, ms: number) => void;
+  /** Called with every chunk a peer writes on stderr (e.g. to show its logs as they come). */
+  onStderr?: (side: 'a' | 'b', chunk: string) => void;
 }
 
 /** Keep at most this much stderr per peer (libnice with NICE_DEBUG=all is chatty). */
@@ -139,6 +141,7 @@ export function runPair(opts: RunPairOptions): Promise<RunResult> {
       p.stderr!.setEncoding('utf8');
       p.stderr!.on('data', (chunk: string) => {
         const r = results[s];
+        opts.onStderr?.(s, chunk);
         r.stderr += chunk;
         if (r.stderr.length > MAX_STDERR) r.stderr = r.stderr.slice(-MAX_STDERR);
       });

@@ -8,7 +8,7 @@
  * EventEmitter events, and opens or closes the links the core asks for.
  */
 import { EventEmitter } from 'node:events';
-import createDebug from 'debug';
+import { AgentLog } from './log.js';
 import type { Candidate } from './core/candidate.js';
 import { IceCore, type CoreEvent, type PairInfo, type SelectedPair } from './core/core.js';
 import { warmUp } from './core/warmup.js';
@@ -16,7 +16,9 @@ import type { ComponentState, Credentials } from './core/state.js';
 import { type AgentOptions, type ResolvedOptions, type TurnServer, resolveOptions, validateTurnServer } from './options.js';
 import type { AgentStats } from './stats.js';
 import type { StreamStats } from './core/report.js';
-import { ConnectionError, InvalidArgumentError, InvalidStateError, type ConnectionFailure, type ServerError } from './errors.js';
+import {
+  ConnectionError, GatheringError, InvalidArgumentError, InvalidStateError, type ConnectionFailure, type ServerError,
+} from './errors.js';
 import { ComponentSocket } from './socket.js';
 import { MuxView } from './transport/mux.js';
 import { bindHost, hostAddresses } from './gather/host.js';
@@ -25,7 +27,6 @@ import { StreamFramer } from './turn/framing.js';
 import type { TransportAddress } from './transport/address.js';
 import type { DatagramSocket, Network, StreamSocket, TimerHandle } from './transport/network.js';
 
-const debug = createDebug('ice-agent:agent');
 
 export type { PairInfo, SelectedPair };
 
@@ -50,6 +51,10 @@ export interface AgentEvents {
   'server-error': (streamId: number, componentId: number, error: ServerError) => void;
   /** RFC 7675: no response on the pair carrying data for `consentTimeout`; the component is now failed and sends nothing. */
   'consent-lost': (streamId: number, componentId: number) => void;
+  /** A local address could not be used (binding failed); gathering goes on with the others. */
+  'gathering-error': (streamId: number, componentId: number, error: GatheringError) => void;
+  /** A remote candidate that parses but that this agent cannot use (TCP, an unresolved name, an unknown type). */
+  'remote-candidate-skipped': (streamId: number, candidate: Candidate, reason: string) => void;
 }
 
 export interface Agent {
@@ -85,8 +90,13 @@ interface Gathering {
   resolve: () => void;
 }
 
+let agentCount = 0;
+
 export class Agent extends EventEmitter {
   readonly options: Readonly<ResolvedOptions>;
+  /** The agent's name in its log lines (`name`, or `agent-N`). */
+  readonly id: string;
+  readonly #log: AgentLog;
   readonly #net: Network;
   readonly #core: IceCore;
   readonly #sockets = new Map<number, { datagram?: DatagramSocket; stream?: StreamSocket; streamId: number }>();
@@ -112,6 +122,8 @@ export class Agent extends EventEmitter {
     super();
     this.options = Object.freeze(resolveOptions(options));
     this.#net = this.options.network;
+    this.id = this.options.name ?? `agent-${++agentCount}`;
+    this.#log = new AgentLog(this.id, this.options.logger, this.options.logLevel);
     warmUp();
     this.#core = new IceCore(this.options, {
       transmit: (id, to, data) => this.#transmit(id, to, data),
@@ -123,7 +135,9 @@ export class Agent extends EventEmitter {
         return r.callback !== undefined || r.sockets.size > 0;
       },
       randomBytes: (n) => this.#net.randomBytes(n),
+      log: this.#log,
     }, this.#net.now());
+    this.#log.write('agent', 'debug', `created: ${this.options.iceLite ? 'lite' : 'full'}, ${this.options.controllingMode ? 'controlling' : 'controlled'}, ${this.options.nominationMode} nomination`);
   }
 
   /** Current role; it may flip on a role conflict (§7.3.1.1). */
@@ -250,7 +264,7 @@ export class Agent extends EventEmitter {
     const promise = new Promise<void>((r) => (resolve = r));
     this.#gatherings.set(streamId, { promise, resolve });
     this.#gather(streamId).catch((err: unknown) => {
-      debug('gathering of stream %d: %s', streamId, (err as Error).message);
+      this.#log.write('gather', 'error', `gathering of stream ${streamId} ended: ${(err as Error).message}`);
       resolve();
     });
     return promise;
@@ -279,8 +293,8 @@ export class Agent extends EventEmitter {
         continue;
       }
       for (let rank = 0; rank < addrs.length; rank++) {
-        const sock = await this.#track(bindHost(this.#net, addrs[rank]!, o.portRange)).catch((err: Error) => {
-          debug('cannot bind %s: %s', addrs[rank], err.message);
+        const sock = await this.#track(bindHost(this.#net, addrs[rank]!, o.portRange)).catch((err: NodeJS.ErrnoException) => {
+          this.#bindFailed(streamId, componentId, addrs[rank]!, err);
           return undefined;
         });
         if (!sock) continue;
@@ -301,6 +315,22 @@ export class Agent extends EventEmitter {
     if (!this.#alive(streamId)) return;
     this.#core.startServers(streamId, plan, this.#net.now());
     this.#settle();
+  }
+
+  /** No silent failure: an address that cannot be bound is an event (and a warning), not only a debug line. */
+  #bindFailed(streamId: number, componentId: number, address: string, err: NodeJS.ErrnoException): void {
+    if (this.#closed) return;
+    const why = err.code === 'EADDRNOTAVAIL' ? 'the address is not on this host' : err.message;
+    const e = new GatheringError(streamId, componentId, address, err.code, why);
+    this.#log.write('gather', 'warn', e.message);
+    this.emit('gathering-error', streamId, componentId, e);
+  }
+
+  #skipped(streamId: number, skipped: Array<{ candidate: Candidate; reason: string }>): void {
+    for (const s of skipped) {
+      this.#log.write('agent', 'warn', `stream ${streamId}: remote candidate skipped: ${s.reason}`);
+      this.emit('remote-candidate-skipped', streamId, s.candidate, s.reason);
+    }
   }
 
   /** A name lookup bounded by `serverTimeout`, on the shell's one timer. */
@@ -349,7 +379,7 @@ export class Agent extends EventEmitter {
   setRemoteCandidates(streamId: number, componentId: number, candidates: ReadonlyArray<Candidate | string>): number {
     if (!Array.isArray(candidates)) throw new InvalidArgumentError('candidates', 'must be an array');
     const r = this.#core.addRemoteCandidates(streamId, componentId, candidates, 'candidates', this.#net.now());
-    for (const s of r.skipped) debug('stream %d: remote candidate skipped: %s', streamId, s.reason);
+    this.#skipped(streamId, r.skipped);
     this.#settle();
     return r.added;
   }
@@ -357,7 +387,7 @@ export class Agent extends EventEmitter {
   /** Adds one remote candidate (e.g. trickled); true when it was added. */
   addRemoteCandidate(streamId: number, candidate: Candidate | string): boolean {
     const r = this.#core.addRemoteCandidates(streamId, undefined, [candidate], 'candidate', this.#net.now());
-    for (const s of r.skipped) debug('stream %d: remote candidate skipped: %s', streamId, s.reason);
+    this.#skipped(streamId, r.skipped);
     this.#settle();
     return r.added === 1;
   }
@@ -518,7 +548,7 @@ export class Agent extends EventEmitter {
         core.receive(id, from, data, net.now());
       } catch (err) {
         // The core never throws on network input; if it ever does, the datagram is lost, not the process.
-        debug('internal error on a datagram: %s', (err as Error).stack);
+        this.#log.write('agent', 'error', `internal error on a datagram: ${(err as Error).stack}`);
       }
       if (core.dirty) this.#settle();
     });
@@ -591,7 +621,7 @@ export class Agent extends EventEmitter {
           try {
             this.#core.handleTimeout(now);
           } catch (err) {
-            debug('internal error in a timeout: %s', (err as Error).stack);
+            this.#log.write('agent', 'error', `internal error in a timeout: ${(err as Error).stack}`);
           }
         }
         this.#queue.push(...this.#core.takeEvents());

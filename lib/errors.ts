@@ -117,3 +117,22 @@ export class ConnectionError extends IceError {
     this.reason = reason;
   }
 }
+
+/**
+ * Gathering could not use a local address: binding failed (the address is
+ * not on this host, a `portRange` with no free port, ...). Gathering goes on
+ * with the other addresses; `code` is the system's error code.
+ */
+export class GatheringError extends IceError {
+  readonly streamId: number;
+  readonly componentId: number;
+  readonly address: string;
+  readonly systemCode: string | undefined;
+  constructor(streamId: number, componentId: number, address: string, systemCode: string | undefined, reason: string) {
+    super('ERR_ICE_GATHERING', `stream ${streamId} component ${componentId}: cannot use ${address}: ${reason}`);
+    this.streamId = streamId;
+    this.componentId = componentId;
+    this.address = address;
+    this.systemCode = systemCode;
+  }
+}

@@ -12,7 +12,7 @@ export type { NominationMode } from './core/nomination.js';
 export type { AgentStats, DropCounters } from './stats.js';
 export {
   IceError, InvalidOptionError, InvalidArgumentError, CandidateParseError, UnknownStreamError, InvalidStateError,
-  ServerError, TurnError, ConnectionError, type ConnectionFailure,
+  ServerError, TurnError, ConnectionError, GatheringError, type ConnectionFailure,
 } from './errors.js';
 export { parseIceServerUrl, type IceServerUrl } from './turn/url.js';
 export { TurnClient, type TurnClientOptions, type TurnAllocation, type TurnStats } from './turn/client.js';
@@ -22,3 +22,4 @@ export type {
 export { nodeNetwork } from './transport/node-network.js';
 export { UdpMux, type UdpMuxOptions, type UdpMuxStats } from './transport/mux.js';
 export type { StreamStats, ComponentStats, CandidatePairStats, CandidateStats } from './core/report.js';
+export type { Logger, LogLevel } from './log.js';

@@ -10,6 +10,7 @@ import type { NominationMode } from './core/nomination.js';
 import type { Network } from './transport/network.js';
 import { nodeNetwork } from './transport/node-network.js';
 import { UdpMux } from './transport/mux.js';
+import { LOG_LEVELS, type Logger, type LogLevel } from './log.js';
 
 export interface PortRange {
   min: number;
@@ -104,20 +105,33 @@ export interface AgentOptions {
    */
   udpMux?: UdpMux;
   /**
+   * Where log lines go: any object with `debug`/`info`/`warn`/`error` (and
+   * optionally `trace`), such as `console`. Default: the `debug` package, one
+   * namespace per module (`DEBUG=ice-agent:*`).
+   */
+  logger?: Logger;
+  /** The least severe level logged: `trace`, `debug`, `info`, `warn`, `error` or `silent`. Default `info` with a `logger`, else `trace` (the `debug` namespaces decide). */
+  logLevel?: LogLevel;
+  /** A name for the agent in its log lines (default `agent-N`, N counting agents in the process). */
+  name?: string;
+  /**
    * Where sockets, timers, name lookups and randomness come from: the host's
    * (default), or a host of an in-memory `SimNetwork` for deterministic tests.
    */
   network?: Network;
 }
 
-export type ResolvedOptions = Required<Omit<AgentOptions, 'localAddresses' | 'portRange' | 'announcedAddresses' | 'udpMux'>> & {
+export type ResolvedOptions = Required<Omit<AgentOptions, 'localAddresses' | 'portRange' | 'announcedAddresses' | 'udpMux' | 'logger' | 'logLevel' | 'name'>> & {
   udpMux: UdpMux | undefined;
+  logger: Logger | undefined;
+  logLevel: LogLevel;
+  name: string | undefined;
   announcedAddresses: Readonly<Record<string, string>>;
   localAddresses: string[] | undefined;
   portRange: PortRange | undefined;
 };
 
-export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRange' | 'network' | 'announcedAddresses' | 'udpMux'> = {
+export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRange' | 'network' | 'announcedAddresses' | 'udpMux' | 'logger' | 'logLevel' | 'name'> = {
   controllingMode: false,
   nominationMode: 'regular',
   stunPacingTimer: 20,
@@ -144,7 +158,9 @@ export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRang
   iceLite: false,
 };
 
-const KNOWN = new Set<string>([...Object.keys(DEFAULT_OPTIONS), 'localAddresses', 'portRange', 'network', 'announcedAddresses', 'udpMux']);
+const KNOWN = new Set<string>([
+  ...Object.keys(DEFAULT_OPTIONS), 'localAddresses', 'portRange', 'network', 'announcedAddresses', 'udpMux', 'logger', 'logLevel', 'name',
+]);
 
 const NETWORK_METHODS = ['now', 'setTimer', 'clearTimer', 'randomBytes', 'interfaces', 'bindDatagram', 'connectStream', 'listenStream', 'lookup'];
 
@@ -189,7 +205,7 @@ export function resolveOptions(input: AgentOptions = {}): ResolvedOptions {
   }
   const o: ResolvedOptions = {
     ...DEFAULT_OPTIONS, stunServers: [], turnServers: [], localAddresses: undefined, portRange: undefined, network: nodeNetwork,
-    announcedAddresses: {}, udpMux: undefined,
+    announcedAddresses: {}, udpMux: undefined, logger: undefined, logLevel: 'trace', name: undefined,
   };
   const i = input as Record<string, unknown>;
   const has = (k: string) => i[k] !== undefined;
@@ -242,6 +258,21 @@ export function resolveOptions(input: AgentOptions = {}): ResolvedOptions {
   if (has('serverTimeout')) o.serverTimeout = int('serverTimeout', i.serverTimeout, 1, 60000);
   if (has('forceRelay')) o.forceRelay = bool('forceRelay', i.forceRelay);
   if (has('iceLite')) o.iceLite = bool('iceLite', i.iceLite);
+  if (has('logger')) {
+    const l = i.logger as Record<string, unknown>;
+    const missing = l === null || typeof l !== 'object' ? ['debug', 'info', 'warn', 'error'] : ['debug', 'info', 'warn', 'error'].filter((m) => typeof l[m] !== 'function');
+    if (missing.length > 0) throw new InvalidOptionError('logger', `must have debug, info, warn and error methods (missing ${missing.join(', ')})`);
+    o.logger = i.logger as Logger;
+    o.logLevel = 'info';
+  }
+  if (has('logLevel')) {
+    if (!LOG_LEVELS.includes(i.logLevel as LogLevel)) throw new InvalidOptionError('logLevel', `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(i.logLevel)}`);
+    o.logLevel = i.logLevel as LogLevel;
+  }
+  if (has('name')) {
+    if (typeof i.name !== 'string' || i.name.length === 0 || i.name.length > 64) throw new InvalidOptionError('name', 'must be a string of 1 to 64 characters');
+    o.name = i.name;
+  }
   if (has('udpMux')) {
     if (!(i.udpMux instanceof UdpMux)) throw new InvalidOptionError('udpMux', 'must be a UdpMux (UdpMux.bind(...))');
     if (i.udpMux.closed) throw new InvalidOptionError('udpMux', 'is closed');

@@ -157,7 +157,8 @@ if (!existsSync(PEER)) {
   let badRuns: Array<ReturnType<typeof runAlone>> | undefined;
   const badRun = (i: number) => {
     badRuns ??= badArgs.map((args) => {
-      const p = runAlone(args, 'close');
+      // Many node start-ups at once on a loaded 2-core machine: give them time.
+      const p = runAlone(args, 'close', 60_000);
       p.catch(() => {}); // awaited (and reported) by its own test
       return p;
     });

@@ -10,7 +10,7 @@ import { encodeBindingError, encodeBindingRequest, encodeBindingSuccess, encodeU
 import { computePriority, foundationKey, foundationOf, localPreferenceOf } from './candidate.js';
 import { insertPair, markSucceeded, pairByKey, pairById, updateStates, addPair } from './checklist.js';
 import {
-  type Ctx, authorize, debug, emit, findLocal, findRemote, nextId, pairCandidates, randomIceString, streamSet,
+  type Ctx, authorize, emit, findLocal, findRemote, log, nextId, pairCandidates, randomIceString, streamSet,
 } from './context.js';
 import { newPair, pairKey, describePair } from './pair.js';
 import { consentResponse } from './consent.js';
@@ -37,7 +37,7 @@ export function sendCheck(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair,
   const cands = pairCandidates(c, pair);
   const creds = credentialsOf(s, pair);
   if (!cands || !creds) {
-    if (kind === 'check') pairFailed(ctx, s, c, pair);
+    if (kind === 'check') pairFailed(ctx, s, c, pair, cands ? 'no remote credentials' : 'a candidate is gone');
     return false;
   }
   const useCandidate = kind === 'check' && ctx.role.useCandidate(pair);
@@ -76,7 +76,9 @@ export function sendCheck(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair,
     pair.counters.consentRequestsSent++;
   } else d.stats.checksSent++;
   pair.counters.requestsSent++;
-  debug('%s %s%s', kind, describePair(pair, cands.local, cands.remote), useCandidate ? ' USE-CANDIDATE' : '');
+  log(ctx, 'check', 'trace', () => `stream ${s.id} component ${c.id}: ${kind === 'consent' ? 'consent request' : 'check'} ` +
+    `${describePair(pair, cands.local, cands.remote)} tx ${key} ${d.controlling ? 'ICE-CONTROLLING' : 'ICE-CONTROLLED'}` +
+    `${useCandidate ? ' USE-CANDIDATE' : ''} priority ${priority}`);
   transmitVia(ctx, tx.transportId, to, bytes);
   return true;
 }
@@ -102,6 +104,7 @@ export function checkTimeout(ctx: Ctx, tx: CheckTx): void {
     tx.lastSentAt = ctx.now;
     tx.nextAt = ctx.now + ctx.waits[tx.attempt]!;
     d.stats.checkRetransmissions++;
+    log(ctx, 'check', 'trace', () => `stream ${tx.streamId} component ${tx.componentId}: retransmission ${tx.attempt} of tx ${tx.key}`);
     const p = pairById(d.streams.get(tx.streamId)!, tx.pairId);
     if (p) p.counters.requestsSent++;
     transmitVia(ctx, tx.transportId, tx.to, tx.bytes);
@@ -115,8 +118,7 @@ export function checkTimeout(ctx: Ctx, tx: CheckTx): void {
   const pair = s && pairById(s, tx.pairId);
   if (!s || !c || !pair || pair.txKey !== tx.key) return;
   pair.txKey = undefined;
-  debug('check timed out on %s', describePair(pair, undefined, undefined));
-  pairFailed(ctx, s, c, pair);
+  pairFailed(ctx, s, c, pair, `no response after ${ctx.waits.length} transmissions`);
 }
 
 function respondError(ctx: Ctx, t: TransportRecord, from: TransportAddress, m: DecodedStun, code: number, reason: string, password?: string): void {
@@ -131,6 +133,11 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
   const s = d.streams.get(t.streamId);
   const c = s?.components.get(t.componentId);
   if (!s || !c) return;
+  log(ctx, 'check', 'trace', () => {
+    const role = getTieBreaker(m, ATTR.ICE_CONTROLLING) !== undefined ? ' ICE-CONTROLLING' : getTieBreaker(m, ATTR.ICE_CONTROLLED) !== undefined ? ' ICE-CONTROLLED' : '';
+    return `stream ${s.id} component ${c.id}: request from ${formatAddress(from.address, from.port)} tx ${m.transactionId.toString('hex')} ` +
+      `user ${getUsername(m) ?? '-'}${role}${hasAttribute(m, ATTR.USE_CANDIDATE) ? ' USE-CANDIDATE' : ''}`;
+  });
   // RFC 8489 §9.1.3: authenticate before anything else; nothing about the sender is learned from a request that fails.
   const username = getUsername(m);
   if (username === undefined || findAttribute(m.raw, ATTR.MESSAGE_INTEGRITY) < 0) {
@@ -173,6 +180,7 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
   if (d.controlling && theirControlling !== undefined) {
     d.stats.roleConflicts++;
     if (d.tieBreaker >= theirControlling) {
+      log(ctx, 'check', 'debug', `stream ${s.id}: role conflict, we keep controlling (487)`);
       respondError(ctx, t, from, m, 487, 'Role Conflict', creds.pwd);
       return;
     }
@@ -283,6 +291,7 @@ function learnPair(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord
       },
     };
     c.remote.push(remote);
+    log(ctx, 'check', 'trace', () => `stream ${s.id} component ${c.id}: remote peer-reflexive candidate ${formatAddress(from.address, from.port)}`);
     emit(ctx, { type: 'new-remote-candidate', candidate: { ...remote.c, streamId: s.id } });
   }
   // The local candidate whose base is this transport: a host or a relayed candidate.
@@ -325,6 +334,7 @@ export function triggerNow(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair
   }
   d.burstCount++;
   s.triggered = s.triggered.filter((id) => id !== pair.id);
+  log(ctx, 'check', 'trace', () => `stream ${s.id} component ${c.id}: triggered check (§7.3.1.4)`);
   sendCheck(ctx, s, c, pair, 'check');
 }
 
@@ -335,6 +345,7 @@ export function onResponse(ctx: Ctx, t: TransportRecord, from: TransportAddress,
   const tx = d.checks.get(m.transactionId.toString('hex'));
   if (!tx || tx.streamId !== t.streamId || tx.componentId !== t.componentId) {
     d.stats.dropped.unknownTransaction++;
+    log(ctx, 'check', 'debug', () => `${m.cls} response from ${formatAddress(from.address, from.port)} to no transaction of ours: dropped`);
     return;
   }
   const integrity = verifyIntegrity(m.raw, tx.password);
@@ -358,6 +369,8 @@ export function onResponse(ctx: Ctx, t: TransportRecord, from: TransportAddress,
   if (pair.txKey === tx.key) pair.txKey = undefined;
   pair.counters.responsesReceived++;
   const rtt = ctx.now - tx.lastSentAt;
+  log(ctx, 'check', 'trace', () => `stream ${s.id} component ${c.id}: ${m.cls} response${tx.kind === 'consent' ? ' to consent request' : ''} ` +
+    `from ${formatAddress(from.address, from.port)} tx ${tx.key} rtt ${rtt.toFixed(1)} ms`);
   pair.counters.currentRtt = rtt;
   pair.counters.totalRtt += rtt;
   pair.counters.rttSamples++;
@@ -376,19 +389,17 @@ export function onResponse(ctx: Ctx, t: TransportRecord, from: TransportAddress,
       triggerNow(ctx, s, c, pair);
       return;
     }
-    debug('error %s on %s', err ? `${err.code} ${err.reason}` : '?', describePair(pair, undefined, undefined));
-    pairFailed(ctx, s, c, pair);
+    pairFailed(ctx, s, c, pair, `error response ${err ? `${err.code} ${err.reason}` : 'without ERROR-CODE'}`);
     return;
   }
   // §7.2.5.2.1: the response must come from where the request went, to where it left from.
   if (!symmetric) {
-    debug('non-symmetric response from %s', formatAddress(from.address, from.port));
-    pairFailed(ctx, s, c, pair);
+    pairFailed(ctx, s, c, pair, `non-symmetric response from ${formatAddress(from.address, from.port)} (§7.2.5.2.1)`);
     return;
   }
   const mapped = getXorMappedAddress(m);
   if (!mapped) {
-    pairFailed(ctx, s, c, pair);
+    pairFailed(ctx, s, c, pair, 'success response without XOR-MAPPED-ADDRESS');
     return;
   }
   succeeded(ctx, s, c, t, pair, tx, mapped);
@@ -418,6 +429,7 @@ function succeeded(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord
       },
     };
     c.local.push(local);
+    log(ctx, 'check', 'trace', () => `stream ${s.id} component ${c.id}: local peer-reflexive candidate ${formatAddress(mapped.address, mapped.port)}`);
   }
   // §7.2.5.3.2: the valid pair is (the local candidate of the mapped address, the remote the check went to).
   let valid: Pair;
@@ -443,5 +455,7 @@ function succeeded(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord
   // A late answer to an earlier (cancelled) check does not end a nomination under way.
   if (tx.useCandidate) pair.nominating = false;
   updateStates(streamSet(ctx), isDone);
+  log(ctx, 'check', 'trace', () => `stream ${s.id} component ${c.id}: pair ${describePair(pair, cands.local, cands.remote)} valid` +
+    `${valid !== pair ? ` (as ${describePair(valid, local, cands.remote)})` : ''}${valid.nominated ? ', nominated' : ''}`);
   pairValid(ctx, s, c, valid);
 }

@@ -19,7 +19,7 @@
  */
 import { encodeBindingIndication } from '../stun/binding.js';
 import { pairById } from './checklist.js';
-import { type Ctx, debug, emit, pairCandidates, random, resetAuthorization, setState } from './context.js';
+import { type Ctx, emit, log, pairCandidates, random, resetAuthorization, setState } from './context.js';
 import { sendCheck } from './check.js';
 import { transmitVia } from './relay.js';
 import type { ComponentData, Pair, StreamData } from './state.js';
@@ -88,12 +88,15 @@ export function consentTick(ctx: Ctx, s: StreamData, c: ComponentData): void {
     consentLost(ctx, s, c);
     return;
   }
-  if (verdict === 'disconnected' && (c.state === 'ready' || c.state === 'connected')) setState(ctx, s, c, 'disconnected');
+  if (verdict === 'disconnected' && (c.state === 'ready' || c.state === 'connected')) {
+    setState(ctx, s, c, 'disconnected', `no response for ${Math.round(ctx.now - consent.lastResponseAt)} ms`);
+  }
   if (requests) sendCheck(ctx, s, c, pair, 'consent');
   else if (!lite) {
     transmitVia(ctx, cands.local.transportId, { address: cands.remote.c.address, port: cands.remote.c.port },
       encodeBindingIndication(ctx.env.randomBytes(12)));
     ctx.d.stats.keepalivesSent++;
+    log(ctx, 'consent', 'trace', `stream ${s.id} component ${c.id}: keepalive indication (§11)`);
   }
   // Wake up in time to notice the deadlines even between requests.
   let next = nextDelay(ctx);
@@ -114,7 +117,7 @@ export function consentResponse(ctx: Ctx, s: StreamData, c: ComponentData, pair:
 
 /** RFC 7675 §5.1: consent expired; nothing more is sent on the pair, and only an ICE restart revives the component. */
 export function consentLost(ctx: Ctx, s: StreamData, c: ComponentData): void {
-  debug('stream %d component %d: consent lost', s.id, c.id);
+  log(ctx, 'consent', 'warn', `stream ${s.id} component ${c.id}: consent lost (no response for ${ctx.o.consentTimeout} ms, RFC 7675)`);
   ctx.d.stats.consentLost++;
   c.consent = undefined;
   c.sendPairId = undefined;
@@ -122,5 +125,5 @@ export function consentLost(ctx: Ctx, s: StreamData, c: ComponentData): void {
   c.consentLost = true;
   resetAuthorization(c);
   emit(ctx, { type: 'consent-lost', streamId: s.id, componentId: c.id });
-  setState(ctx, s, c, 'failed');
+  setState(ctx, s, c, 'failed', 'consent lost');
 }

@@ -5,8 +5,8 @@
  * the small primitives every module uses: candidate lookups, component state
  * changes, sending through a transport (a relayed one wraps for its TURN server).
  */
-import createDebug from 'debug';
 import type { ResolvedOptions } from '../options.js';
+import type { AgentLog, LogLevel } from '../log.js';
 import { addressKey, type TransportAddress } from '../transport/address.js';
 import type { ServerError } from '../errors.js';
 import type { AllocationEvent, AllocationIo } from '../turn/allocation.js';
@@ -16,7 +16,6 @@ import type {
   AllocationRecord, ComponentData, ComponentState, CoreData, LocalCand, Pair, RemoteCand, StreamData,
 } from './state.js';
 
-export const debug = createDebug('ice-agent:agent');
 
 /** The core's only ways to the outside world. */
 export interface CoreEnv {
@@ -25,6 +24,8 @@ export interface CoreEnv {
   /** Application data from a checked source; false when nobody takes it (no receive callback). */
   deliver(streamId: number, componentId: number, data: Buffer, from: TransportAddress): boolean;
   randomBytes(n: number): Buffer;
+  /** Where the core's log lines go (lib/log.ts): the agent's id is in front of each. */
+  log: AgentLog;
 }
 
 /** What the core tells the shell; the first eight are the agent's public events. */
@@ -112,9 +113,20 @@ export function emit(ctx: Ctx, e: CoreEvent): void {
   ctx.events.push(e);
 }
 
-export function setState(ctx: Ctx, s: StreamData, c: ComponentData, state: ComponentState): void {
+/**
+ * A log line of `module` (its `debug` namespace). `text` may be a function,
+ * called only when the line goes somewhere: trace lines are built on the
+ * checks' path and should cost nothing when nobody reads them.
+ */
+export function log(ctx: Ctx, module: string, level: Exclude<LogLevel, 'silent'>, text: string | (() => string)): void {
+  if (!ctx.env.log.enabled(module, level)) return;
+  ctx.env.log.write(module, level, typeof text === 'string' ? text : text());
+}
+
+export function setState(ctx: Ctx, s: StreamData, c: ComponentData, state: ComponentState, reason?: string): void {
   if (c.state === state) return;
-  debug('stream %d component %d: %s -> %s', s.id, c.id, c.state, state);
+  log(ctx, 'agent', state === 'failed' ? 'warn' : 'info',
+    () => `stream ${s.id} component ${c.id}: ${c.state} -> ${state}${reason ? ` (${reason})` : ''}`);
   c.state = state;
   emit(ctx, { type: 'component-state-changed', streamId: s.id, componentId: c.id, state });
 }

@@ -128,13 +128,16 @@ export class IceCore implements Ctx {
 
   stream(id: number): StreamData {
     if (this.d.closing) throw new InvalidStateError('the agent is closed');
-    const s = typeof id === 'number' ? this.d.streams.get(id) : undefined;
+    if (!Number.isInteger(id)) throw new InvalidArgumentError('streamId', `must be an integer, got ${JSON.stringify(id)}`);
+    const s = this.d.streams.get(id);
     if (!s) throw new UnknownStreamError(id);
     return s;
   }
 
   component(streamId: number, componentId: number): ComponentData {
-    const c = this.stream(streamId).components.get(componentId);
+    const s = this.stream(streamId);
+    if (!Number.isInteger(componentId)) throw new InvalidArgumentError('componentId', `must be an integer, got ${JSON.stringify(componentId)}`);
+    const c = s.components.get(componentId);
     if (!c) throw new UnknownStreamError(streamId, componentId);
     return c;
   }
@@ -385,7 +388,7 @@ export class IceCore implements Ctx {
       if (s.freeAt !== undefined && s.freeAt <= now) freeUnused(this, s);
       for (const c of s.components.values()) {
         if (c.nominationAt !== undefined && c.nominationAt <= now) runNomination(this, s, c);
-        if (c.trickleAt !== undefined && c.trickleAt <= now) fail(this, s, c);
+        if (c.trickleAt !== undefined && c.trickleAt <= now) fail(this, s, c, `nothing left to check and no new remote candidate for ${this.o.trickleTimeout} ms (trickle)`);
         if (c.consent && c.consent.nextAt <= now) consentTick(this, s, c);
       }
     }

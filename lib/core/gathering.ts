@@ -16,7 +16,9 @@ import {
 } from '../stun/message.js';
 import { type Candidate, computePriority, foundationKey, foundationOf, hostLocalPreference, localPreferenceOf } from './candidate.js';
 import { addPair, canPair } from './checklist.js';
-import { type Ctx, debug, emit, nextId, publicCandidate, streamSet } from './context.js';
+import { type Ctx, emit, log, nextId, publicCandidate, streamSet } from './context.js';
+import { describePair } from './pair.js';
+import { formatAddress } from '../transport/address.js';
 import { newPair } from './pair.js';
 import { permitFor, startAllocation } from './relay.js';
 import { evaluate, pairsAdded } from './selection.js';
@@ -81,6 +83,7 @@ export function addHostTransport(ctx: Ctx, s: StreamData, c: ComponentData, loca
 export function addLocalCandidate(ctx: Ctx, s: StreamData, c: ComponentData, transportId: number, cand: Candidate): LocalCand {
   const l: LocalCand = { id: nextId(ctx), transportId, c: cand };
   c.local.push(l);
+  log(ctx, 'gather', 'debug', () => `stream ${s.id} component ${c.id}: local candidate ${cand.type} ${formatAddress(cand.address, cand.port)} priority ${cand.priority}`);
   emit(ctx, { type: 'new-candidate', candidate: publicCandidate(s, l) });
   for (const r of c.remote) formPair(ctx, s, c, l, r);
   return l;
@@ -96,12 +99,13 @@ export function formPair(ctx: Ctx, s: StreamData, c: ComponentData, local: Local
     if (r.reason === 'full') ctx.d.stats.dropped.tableFull++;
     return;
   }
+  log(ctx, 'check', 'trace', () => `stream ${s.id} component ${c.id}: pair ${describePair(pair, local, remote)} formed`);
   if (local.c.type === 'relay') permitFor(ctx, local, remote);
   pairsAdded(ctx, s, c);
 }
 
 function serverError(ctx: Ctx, s: StreamData, c: ComponentData, error: ServerError): void {
-  debug('stream %d component %d: %s', s.id, c.id, error.message);
+  log(ctx, 'gather', 'warn', `stream ${s.id} component ${c.id}: ${error.message}`);
   ctx.d.stats.serverErrors++;
   emit(ctx, { type: 'server-error', streamId: s.id, componentId: c.id, error });
 }
@@ -223,6 +227,7 @@ export function jobDone(ctx: Ctx, s: StreamData): void {
 
 function finishGathering(ctx: Ctx, s: StreamData): void {
   s.gathering = 'complete';
+  log(ctx, 'gather', 'info', () => `stream ${s.id}: gathering done, ${[...s.components.values()].reduce((n, c) => n + c.local.length, 0)} local candidates`);
   emit(ctx, { type: 'candidate-gathering-done', streamId: s.id });
   ctx.d.pacerIdle = false;
   evaluate(ctx, s);

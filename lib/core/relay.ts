@@ -12,7 +12,7 @@ import { TurnError } from '../errors.js';
 import type { AllocationEvent } from '../turn/allocation.js';
 import { computePriority, foundationKey, foundationOf } from './candidate.js';
 import { pairById, removePair, validPairs } from './checklist.js';
-import { type Ctx, debug, emit, nextId, setState, withAllocation } from './context.js';
+import { type Ctx, emit, log, nextId, setState, withAllocation } from './context.js';
 import { addLocalCandidate, jobDone } from './gathering.js';
 import { evaluate, runNomination, updateSelection } from './selection.js';
 import type { AllocationRecord, LocalCand, RemoteCand, StreamData, TransportRecord } from './state.js';
@@ -74,7 +74,7 @@ function relayOf(ctx: Ctx, local: LocalCand): AllocationRecord | undefined {
 }
 
 function serverError(ctx: Ctx, rec: AllocationRecord, error: TurnError): void {
-  debug('stream %d component %d: %s', rec.streamId, rec.componentId, error.message);
+  log(ctx, 'turn', 'warn', `stream ${rec.streamId} component ${rec.componentId}: ${error.message}`);
   ctx.d.stats.serverErrors++;
   emit(ctx, { type: 'server-error', streamId: rec.streamId, componentId: rec.componentId, error });
 }
@@ -128,10 +128,10 @@ function onAllocationEvent(ctx: Ctx, rec: AllocationRecord, e: AllocationEvent):
     case 'permission':
     case 'channel':
     case 'refresh-failed':
-      if ('error' in e && e.error) debug('%s: %s', rec.url, e.error.message);
+      if ('error' in e && e.error) log(ctx, 'turn', 'warn', `${rec.url}: ${e.error.message}`);
       return;
     case 'refresh':
-      debug('%s: %s refreshed (%s)', rec.url, e.kind, e.detail);
+      log(ctx, 'turn', 'debug', `${rec.url}: ${e.kind} refreshed (${e.detail})`);
       return;
   }
 }
@@ -170,7 +170,7 @@ function withdraw(ctx: Ctx, rec: AllocationRecord): void {
     c.selectedPairId = undefined;
     c.sendPairId = undefined;
     c.consent = undefined;
-    if (validPairs(s, c.id)[0] && c.state === 'ready') setState(ctx, s, c, 'connected');
+    if (validPairs(s, c.id)[0] && c.state === 'ready') setState(ctx, s, c, 'connected', 'the selected pair\'s allocation was lost');
   }
   updateSelection(ctx, s, c);
   runNomination(ctx, s, c);
@@ -187,7 +187,7 @@ export function freeUnused(ctx: Ctx, s: StreamData): void {
     const sel = pairById(s, c.selectedPairId);
     const inUse = sel !== undefined && c.local.some((l) => l.id === sel.localId && l.transportId === rec.relayId);
     if (inUse) continue;
-    debug('stream %d component %d: freeing unused allocation %s', s.id, c.id, rec.url);
+    log(ctx, 'turn', 'info', `stream ${s.id} component ${c.id}: freeing the unused allocation on ${rec.url} (§8.3)`);
     const gone = new Set(c.local.filter((l) => l.transportId === rec.relayId).map((l) => l.id));
     c.local = c.local.filter((l) => !gone.has(l.id));
     for (const p of [...s.pairs]) if (gone.has(p.localId) && p.id !== c.sendPairId) removePair(s, p);

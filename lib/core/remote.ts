@@ -6,7 +6,7 @@
  */
 import type { Candidate } from './candidate.js';
 import { resort } from './checklist.js';
-import { type Ctx, debug, findRemote, localById, randomIceString, resetAuthorization } from './context.js';
+import { type Ctx, findRemote, localById, log, randomIceString, resetAuthorization } from './context.js';
 import { cancelTx } from './check.js';
 import { formPair } from './gathering.js';
 import { priorityFor } from './pair.js';
@@ -64,7 +64,7 @@ export function setRemoteCredentials(ctx: Ctx, s: StreamData, creds: Credentials
   const old = s.remote;
   let restarted = false;
   if (old && (old.ufrag !== creds.ufrag || old.pwd !== creds.pwd) && !s.restartPending && s.remoteUsed) {
-    debug('stream %d: the peer restarted', s.id);
+    log(ctx, 'agent', 'info', `stream ${s.id}: the peer restarted (new remote credentials), restarting too (§9)`);
     const since = s.lastCheckAt;
     restartGeneration(ctx, s, (r) => {
       const ufrag = r.c.extensions?.find(([k]) => k === 'ufrag')?.[1];

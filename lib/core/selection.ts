@@ -8,7 +8,8 @@ import { createRole } from './nomination.js';
 import {
   canCheck, exhausted, markFailed, nominatedPair, pairById, pruneComponent, reprioritise, updateStates, validPairs,
 } from './checklist.js';
-import { type Ctx, debug, emit, pairCandidates, publicCandidate, setState, streamSet } from './context.js';
+import { type Ctx, emit, log, pairCandidates, publicCandidate, setState, streamSet } from './context.js';
+import { describePair } from './pair.js';
 import { cancelTx, sendCheck } from './check.js';
 import { startConsent } from './consent.js';
 import { bindChannelFor } from './relay.js';
@@ -40,7 +41,11 @@ export function pairValid(ctx: Ctx, s: StreamData, c: ComponentData, valid: Pair
 }
 
 /** A check failed for good (timeout, error response, non-symmetric response). */
-export function pairFailed(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair): void {
+export function pairFailed(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair, reason: string): void {
+  log(ctx, 'check', 'trace', () => {
+    const cands = pairCandidates(c, pair);
+    return `stream ${s.id} component ${c.id}: pair ${describePair(pair, cands?.local, cands?.remote)} failed: ${reason}`;
+  });
   markFailed(s, pair);
   if (pair.txKey !== undefined) {
     ctx.d.checks.delete(pair.txKey);
@@ -127,7 +132,7 @@ function select(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair): void {
   }
   // §8.1.2: the component's other checks stop; those in flight are cancelled.
   for (const p of pruneComponent(s, c.id)) if (p.txKey !== undefined) cancelTx(ctx, p.txKey);
-  debug('stream %d component %d: selected %s', s.id, c.id, pair.key);
+  log(ctx, 'agent', 'info', () => `stream ${s.id} component ${c.id}: selected pair ${describePair(pair, cands.local, cands.remote)}`);
   emit(ctx, {
     type: 'new-selected-pair', streamId: s.id, componentId: c.id,
     local: publicCandidate(s, cands.local), remote: { ...cands.remote.c, streamId: s.id },
@@ -153,7 +158,7 @@ export function runNomination(ctx: Ctx, s: StreamData, c: ComponentData): void {
     const target = d.nominate;
     // §8.1.1: the generating pair is checked again (the valid pair may have a peer-reflexive local candidate).
     const generating = checklist.find((p) => p.validPairId === target.id) ?? target;
-    debug('stream %d component %d: nominating %s', s.id, c.id, generating.key);
+    log(ctx, 'agent', 'debug', () => `stream ${s.id} component ${c.id}: nominating ${describePair(generating, pairCandidates(c, generating)?.local, pairCandidates(c, generating)?.remote)}`);
     generating.nominating = true;
     sendCheck(ctx, s, c, generating, 'check');
   } else if (d.recheckInMs !== undefined) {
@@ -177,24 +182,24 @@ export function evaluate(ctx: Ctx, s: StreamData): void {
     // Nothing to judge before the peer gave candidates or said it has none (with trickle, the timeout runs from its credentials).
     if (!anything && !s.remoteEndOfCandidates && !(ctx.o.iceTrickle && canCheck(s))) continue;
     if (!exhausted(s, c.id)) continue;
-    if (remoteDone) fail(ctx, s, c);
+    if (remoteDone) fail(ctx, s, c, s.pairs.some((p) => p.component === c.id) ? 'every candidate pair failed' : 'no candidate pair to check');
     else c.trickleAt = s.lastRemoteCandidateAt + ctx.o.trickleTimeout;
   }
 }
 
-export function fail(ctx: Ctx, s: StreamData, c: ComponentData): void {
+export function fail(ctx: Ctx, s: StreamData, c: ComponentData, reason: string): void {
   c.nominationAt = undefined;
   c.trickleAt = undefined;
   const selected = pairById(s, c.selectedPairId);
   // A restart that found nothing: the old pair still carries data.
   if (selected && selected.generation !== s.generation) return;
-  setState(ctx, s, c, 'failed');
+  setState(ctx, s, c, 'failed', reason);
 }
 
 /** §7.3.1.1, §7.2.5.1: a role conflict flipped our role; priorities are recomputed and the strategy swapped. */
 export function switchRole(ctx: Ctx, controlling: boolean): void {
   if (ctx.d.controlling === controlling || !ctx.role.sendsChecks) return;
-  debug('role conflict: now %s', controlling ? 'controlling' : 'controlled');
+  log(ctx, 'agent', 'info', `role conflict (§7.3.1.1): now ${controlling ? 'controlling' : 'controlled'}`);
   ctx.d.controlling = controlling;
   ctx.role = createRole(controlling, ctx.o.nominationMode, ctx.o.nominationTimeout);
   for (const s of ctx.d.streams.values()) reprioritise(s, controlling);

@@ -11,6 +11,7 @@
  */
 import { resolveOptions } from '../options.js';
 import { IceCore } from './core.js';
+import { AgentLog } from '../log.js';
 import { serializeCandidate } from './candidate-attribute.js';
 
 let done = false;
@@ -44,6 +45,7 @@ function run(): void {
       },
       deliver: () => true,
       randomBytes,
+      log: new AgentLog('warm-up', undefined, 'silent'),
     }, now);
     return core;
   };

@@ -3,7 +3,7 @@
  * address:port (a TURN server answers Binding too, and may sit on the same
  * port as a STUN server, as coturn does), and a few STUN encoding helpers.
  */
-import stun, { type StunRequest } from 'stun';
+import stun from 'stun';
 import type { TransportAddress } from '../transport/address.js';
 import { canonicalIp } from '../transport/address.js';
 import {
@@ -58,7 +58,7 @@ export function acceptableRequest(msg: DecodedStun): boolean {
 }
 
 /** Adds MESSAGE-INTEGRITY keyed with a long-term key (a Buffer; `stun` passes it to createHmac). */
-export function addIntegrity(m: StunRequest, key: Buffer): void {
+export function addIntegrity(m: { addMessageIntegrity(key: string): unknown }, key: Buffer): void {
   (m.addMessageIntegrity as unknown as (key: Buffer) => unknown).call(m, key);
 }
 
