@@ -12,6 +12,7 @@ import { AgentLog } from './log.js';
 import type { Candidate } from './core/candidate.js';
 import { IceCore, type CoreEvent, type PairInfo, type SelectedPair } from './core/core.js';
 import { warmUp } from './core/warmup.js';
+import { SessionError, verifySession, type SessionSnapshot } from './core/session.js';
 import type { ComponentState, Credentials } from './core/state.js';
 import { type AgentOptions, type ResolvedOptions, type TurnServer, resolveOptions, validateTurnServer } from './options.js';
 import type { AgentStats } from './stats.js';
@@ -20,6 +21,7 @@ import {
   ConnectionError, GatheringError, InvalidArgumentError, InvalidStateError, type ConnectionFailure, type ServerError,
 } from './errors.js';
 import { ComponentSocket } from './socket.js';
+import { connectDtls as startDtls, type DtlsConnectOptions, type DtlsSocket } from './dtls/index.js';
 import { MuxView } from './transport/mux.js';
 import { bindHost, hostAddresses } from './gather/host.js';
 import { planServers, type TurnServerEntry } from './gather/servers.js';
@@ -55,6 +57,8 @@ export interface AgentEvents {
   'gathering-error': (streamId: number, componentId: number, error: GatheringError) => void;
   /** A remote candidate that parses but that this agent cannot use (TCP, an unresolved name, an unknown type). */
   'remote-candidate-skipped': (streamId: number, candidate: Candidate, reason: string) => void;
+  /** What `exportSession()` would return has changed (candidates, selection, credentials, TURN state): store a new snapshot. */
+  'session-changed': () => void;
 }
 
 export interface Agent {
@@ -115,6 +119,8 @@ export class Agent extends EventEmitter {
   #settling = false;
   #queue: CoreEvent[] = [];
   #closed = false;
+  /** The core's revision when `session-changed` last fired. */
+  #revision = 0;
   #closing: Promise<void> | undefined;
   #closeDone: (() => void) | undefined;
 
@@ -257,9 +263,11 @@ export class Agent extends EventEmitter {
    * the promise resolves then — or when the stream is removed or the agent closed.
    */
   gatherCandidates(streamId: number): Promise<void> {
-    this.#core.stream(streamId);
+    const stream = this.#core.stream(streamId);
     const existing = this.#gatherings.get(streamId);
     if (existing) return existing.promise;
+    // A restored session (Agent.restore) has its candidates already.
+    if (stream.gathering === 'complete') return Promise.resolve();
     let resolve!: () => void;
     const promise = new Promise<void>((r) => (resolve = r));
     this.#gatherings.set(streamId, { promise, resolve });
@@ -443,6 +451,16 @@ export class Agent extends EventEmitter {
     });
     r.sockets.add(sock);
     return sock;
+  }
+
+  /**
+   * A DTLS 1.2 client (PSK, node-dtls-client) on the component's selected
+   * pair, through a component socket; resolves with the connected DtlsSocket,
+   * rejects with a DtlsError naming the cause (lib/dtls/).
+   */
+  connectDtls(streamId: number, componentId: number, options: DtlsConnectOptions): Promise<DtlsSocket> {
+    if (this.#closed) throw new InvalidStateError('the agent is closed');
+    return startDtls(this, streamId, componentId, options);
   }
 
   /**
@@ -637,6 +655,10 @@ export class Agent extends EventEmitter {
       this.#core.dirty = false;
       this.#arm();
       if (this.#closed) this.#checkClosed();
+      else if (this.#core.d.revision !== this.#revision) {
+        this.#revision = this.#core.d.revision;
+        this.emit('session-changed');
+      }
     }
   }
 
@@ -702,22 +724,76 @@ export class Agent extends EventEmitter {
     }
   }
 
+  // --------------------------------------------------------------- session
+
+  /**
+   * The live session as a JSON-safe, versioned snapshot: role and tie-breaker,
+   * every stream's credentials (both generations during a restart), local and
+   * remote candidates with their bases and ports, the checklist and valid
+   * list, selected pairs, TURN allocations (5-tuple, realm, nonce, lifetime
+   * left, permissions, channels). It holds the session's passwords: store it
+   * like one. With `key`, it carries an HMAC-SHA256 that `restore` checks.
+   * `session-changed` says when it is worth storing again.
+   */
+  exportSession(opts: { key?: string | Buffer } = {}): SessionSnapshot {
+    this.#open();
+    return this.#core.exportSession(this.#net.now(), opts.key);
+  }
+
+  /**
+   * Resumes an exported session in this process: binds the same local ports
+   * (a SessionError naming the port when one cannot be had, and nothing left
+   * bound), re-creates the state without gathering and without checks, and
+   * resumes consent at once: data flows again with no ICE restart and no
+   * signalling. TURN allocations over UDP go on (same 5-tuple) and are
+   * refreshed. A snapshot of another version, corrupted or tampered: a
+   * SessionError, nothing bound.
+   */
+  static async restore(snapshot: unknown, options: AgentOptions & { sessionKey?: string | Buffer } = {}): Promise<Agent> {
+    const { sessionKey, ...rest } = options;
+    const snap = verifySession(snapshot, sessionKey);
+    const agent = new Agent({ ...rest, controllingMode: snap.controlling });
+    const net = agent.options.network;
+    const bound: Array<[number, number, DatagramSocket]> = [];
+    try {
+      for (const t of snap.transports) {
+        if (t.kind !== 'host') continue;
+        try {
+          bound.push([t.id, t.streamId, await net.bindDatagram(t.local.address, t.local.port)]);
+        } catch (err) {
+          throw new SessionError('bind', `cannot bind ${t.local.address}:${t.local.port} again: ${(err as Error).message}`, t.local);
+        }
+      }
+    } catch (err) {
+      await Promise.all(bound.map(([, , s]) => s.close()));
+      await agent.close();
+      throw err;
+    }
+    agent.#core.importSession(snap, net.now());
+    for (const s of snap.streams) agent.#receivers.set(s.id, []);
+    for (const [id, streamId, sock] of bound) agent.#attachDatagram(id, streamId, sock);
+    agent.#revision = agent.#core.d.revision;
+    agent.#settle();
+    return agent;
+  }
+
   // ----------------------------------------------------------------- close
 
   /**
    * Stops every check and timer and closes every socket; resolves when they
    * are gone. Events stop at once. TURN allocations are released first
    * (Refresh with lifetime 0, RFC 8656 §7.3), waiting at most
-   * min(serverTimeout, 1 s) for the servers' answers.
+   * min(serverTimeout, 1 s) for the servers' answers — unless `release` is
+   * false: a session exported for another process keeps its allocations.
    */
-  close(): Promise<void> {
+  close(opts: { release?: boolean } = {}): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     for (const g of this.#gatherings.values()) g.resolve();
     this.#gatherings.clear();
     for (const id of this.#receivers.keys()) this.#streamGone(id, 'closed');
     this.#receivers.clear();
-    this.#core.close(this.#net.now());
+    this.#core.close(this.#net.now(), opts.release ?? true);
     this.#closing = (async () => {
       this.#settle();
       if (!this.#core.closed) {

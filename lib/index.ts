@@ -23,3 +23,4 @@ export { nodeNetwork } from './transport/node-network.js';
 export { UdpMux, type UdpMuxOptions, type UdpMuxStats } from './transport/mux.js';
 export type { StreamStats, ComponentStats, CandidatePairStats, CandidateStats } from './core/report.js';
 export type { Logger, LogLevel } from './log.js';
+export { SessionError, SESSION_VERSION, type SessionSnapshot } from './core/session.js';

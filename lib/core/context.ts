@@ -110,6 +110,10 @@ export function resetAuthorization(c: ComponentData): void {
 
 export function emit(ctx: Ctx, e: CoreEvent): void {
   if (ctx.d.closing) return;
+  // What a session export holds changed: candidates, the selected pair, states.
+  if (e.type === 'new-candidate' || e.type === 'new-selected-pair' || e.type === 'new-remote-candidate' || e.type === 'component-state-changed') {
+    ctx.d.revision++;
+  }
   ctx.events.push(e);
 }
 

@@ -34,6 +34,7 @@ import { evaluate, fail, flushTraffic, isDone, runNomination } from './selection
 import { newComponent, type ComponentData, type ComponentState, type CoreData, type Credentials, type PairState, type StreamData, type TransportRecord } from './state.js';
 import { retransmitWaits } from '../stun/transaction.js';
 import { statsReport, type StreamStats } from './report.js';
+import { exportSession, importSession, type SessionSnapshot } from './session.js';
 
 export type { CoreEnv, CoreEvent, ServerPlan };
 
@@ -113,6 +114,7 @@ export class IceCore implements Ctx {
       burstWindowAt: -Infinity,
       burstCount: 0,
       closing: false,
+      revision: 0,
       stats: createStats(),
     };
   }
@@ -488,16 +490,36 @@ export class IceCore implements Ctx {
     return { ...structuredClone(this.d.stats), streams: statsReport(this.d) };
   }
 
+  // ------------------------------------------------------------ session
+
+  /** The live session as a snapshot (lib/core/session.ts). */
+  exportSession(now: number, key?: string | Buffer): SessionSnapshot {
+    if (this.d.closing) throw new InvalidStateError('the agent is closed');
+    return exportSession(this.d, now, key);
+  }
+
+  /** Replaces this (fresh) core's state by a verified snapshot's. */
+  importSession(snap: SessionSnapshot, now: number): void {
+    this.now = now;
+    Object.assign(this.d, importSession(snap, now));
+    this.role = createRole(this.d.controlling, this.o.nominationMode, this.o.nominationTimeout, this.o.iceLite);
+  }
+
   // -------------------------------------------------------------- close
 
-  /** Stops every check; TURN allocations are released (Refresh 0, bounded). `closed` tells when they are done. */
-  close(now: number): void {
+  /**
+   * Stops every check; TURN allocations are released (Refresh 0, bounded) —
+   * unless `release` is false (a session handed over to another process keeps
+   * them). `closed` tells when they are done.
+   */
+  close(now: number, release = true): void {
     this.now = now;
     if (this.d.closing) return;
     this.d.closing = true;
     this.d.checks.clear();
     this.d.srflx.clear();
-    for (const rec of [...this.d.allocations.values()]) closeAllocation(this, rec);
+    if (release) for (const rec of [...this.d.allocations.values()]) closeAllocation(this, rec);
+    else this.d.allocations.clear();
   }
 
   /** After close(): every allocation is released (or given up on). */

@@ -80,6 +80,8 @@ function serverError(ctx: Ctx, rec: AllocationRecord, error: TurnError): void {
 }
 
 function onAllocationEvent(ctx: Ctx, rec: AllocationRecord, e: AllocationEvent): void {
+  // Allocations, permissions, channels and refreshed lifetimes are in a session export.
+  ctx.d.revision++;
   const s = ctx.d.streams.get(rec.streamId);
   const c = s?.components.get(rec.componentId);
   switch (e.type) {

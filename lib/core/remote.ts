@@ -47,6 +47,7 @@ export function addRemote(ctx: Ctx, s: StreamData, c: ComponentData, cand: Candi
   }
   const r: RemoteCand = { id: ctx.d.nextId++, c: cand, addedAt: ctx.now };
   c.remote.push(r);
+  ctx.d.revision++;
   s.lastRemoteCandidateAt = ctx.now;
   for (const l of c.local) formPair(ctx, s, c, l, r);
   return true;
@@ -75,6 +76,7 @@ export function setRemoteCredentials(ctx: Ctx, s: StreamData, creds: Credentials
   if (!old || s.restartPending) s.lastRemoteCandidateAt = Math.max(s.lastRemoteCandidateAt, ctx.now);
   s.remote = { ...creds };
   s.restartPending = false;
+  ctx.d.revision++;
   for (const c of s.components.values()) {
     for (const r of c.remote) for (const l of c.local) formPair(ctx, s, c, l, r);
     if (s.pairs.some((p) => p.component === c.id && p.generation === s.generation)) pairsAdded(ctx, s, c);
@@ -91,6 +93,7 @@ export function setRemoteCredentials(ctx: Ctx, s: StreamData, creds: Credentials
  * generation selects its own. `keep` says which remote candidates carry over.
  */
 export function restartGeneration(ctx: Ctx, s: StreamData, keep: (r: RemoteCand) => boolean): void {
+  ctx.d.revision++;
   s.previousLocal = s.local;
   s.previousRemote = s.remote;
   s.local = newCredentials(ctx);

@@ -93,6 +93,7 @@ export function setSendPair(ctx: Ctx, s: StreamData, c: ComponentData, pairId: n
   flushTraffic(s, c.tx, 'sent');
   c.tx.pairId = pairId;
   c.sendPairId = pairId;
+  ctx.d.revision++;
   if (pairId === undefined) c.consent = undefined;
   else startConsent(ctx, c, pairId);
 }

@@ -267,6 +267,8 @@ export interface CoreData {
   burstWindowAt: number;
   burstCount: number;
   closing: boolean;
+  /** Bumped by every change a session export would show (lib/core/session.ts): the shell's `session-changed`. */
+  revision: number;
   stats: AgentStats;
 }
 

@@ -40,12 +40,17 @@ import {
 import { TurnError } from '../errors.js';
 import { addressKey, canonicalIp, type TransportAddress } from '../transport/address.js';
 import { MAX_CHANNEL, MIN_CHANNEL, decodeChannelData, encodeChannelData } from './framing.js';
+import { longTermKey } from '../stun/message.js';
 import { LongTermCredentials, responseAcceptable } from './auth.js';
 import { METHOD_NAMES, decodeAllocateSuccess, decodeDataIndication, describeError, udpWaits } from './codec.js';
 
 export { ERROR_MEANINGS, udpWaits } from './codec.js';
-export { newTurnStats, type AllocationConfig, type AllocationEvent, type AllocationIo, type AllocationState, type TurnStats } from './types.js';
-import { newTurnStats, type AllocationConfig, type AllocationEvent, type AllocationIo, type AllocationState, type TurnStats } from './types.js';
+export {
+  newTurnStats, type AllocationConfig, type AllocationEvent, type AllocationIo, type AllocationSnapshot, type AllocationState, type TurnStats,
+} from './types.js';
+import {
+  newTurnStats, type AllocationConfig, type AllocationEvent, type AllocationIo, type AllocationSnapshot, type AllocationState, type TurnStats,
+} from './types.js';
 
 type Purpose = 'allocate' | 'refresh' | 'deallocate' | 'permission' | 'channel';
 
@@ -126,6 +131,46 @@ export class Allocation {
   private expiresAt = Infinity;
   private closeDeadline = Infinity;
   private closeRequested = false;
+
+  /**
+   * What an allocated machine needs to go on in another process (session
+   * export, lib/core/session.ts): credentials, addresses, and every deadline
+   * as time left. Requests in flight are not kept: a refresh or permission
+   * whose answer was lost is sent again at once on restore.
+   */
+  snapshot(now: number): AllocationSnapshot | undefined {
+    if (this.state !== 'allocated' || !this.relayed) return undefined;
+    const left = (t: number) => (t === Infinity ? 0 : Math.max(0, t - now));
+    return {
+      realm: this.credentials.realm ?? '', nonce: this.credentials.nonce ?? '', relayed: { ...this.relayed },
+      ...(this.mapped ? { mapped: { ...this.mapped } } : {}),
+      lifetime: this.lifetime, refreshIn: left(this.refreshAt), expiresIn: left(this.expiresAt),
+      permissions: [...this.permissions.values()].filter((p) => p.installed).map((p) => ({ address: p.address, refreshIn: left(p.refreshAt) })),
+      channels: [...this.channels.values()].filter((c) => c.bound).map((c) => ({ number: c.number, peer: { ...c.peer }, refreshIn: left(c.refreshAt) })),
+    };
+  }
+
+  /** An allocated machine from a snapshot (the same 5-tuple must reach the server: the same local socket). */
+  static restore(config: AllocationConfig, snap: AllocationSnapshot, now: number): Allocation {
+    const a = new Allocation(config);
+    a.credentials.realm = snap.realm;
+    a.credentials.nonce = snap.nonce;
+    a.credentials.key = longTermKey(config.username, snap.realm, config.password);
+    a.relayed = { ...snap.relayed };
+    a.mapped = snap.mapped && { ...snap.mapped };
+    a.lifetime = snap.lifetime;
+    a.state = 'allocated';
+    a.refreshAt = now + snap.refreshIn;
+    a.expiresAt = now + snap.expiresIn;
+    for (const p of snap.permissions) a.permissions.set(p.address, { address: p.address, installed: true, refreshAt: now + p.refreshIn, queue: [] });
+    for (const c of snap.channels) {
+      const key = addressKey(c.peer.address, c.peer.port);
+      a.channels.set(key, { number: c.number, peer: { ...c.peer }, bound: true, refreshAt: now + c.refreshIn });
+      a.channelPeers.set(c.number, key);
+      a.nextChannel = Math.max(a.nextChannel, c.number + 1 > MAX_CHANNEL ? MIN_CHANNEL : c.number + 1);
+    }
+    return a;
+  }
 
   /** `stats`: count into this object (a shell's), else a new one. */
   constructor(config: AllocationConfig, stats: TurnStats = newTurnStats()) {

@@ -91,3 +91,16 @@ export function newTurnStats(): TurnStats {
     sendDropped: 0, malformed: 0, unexpected: 0,
   };
 }
+
+/** An allocation as a session export keeps it (lib/turn/allocation.ts snapshot/restore). Times are ms left. */
+export interface AllocationSnapshot {
+  realm: string;
+  nonce: string;
+  relayed: TransportAddress & { family: 'IPv4' | 'IPv6' };
+  mapped?: TransportAddress;
+  lifetime: number;
+  refreshIn: number;
+  expiresIn: number;
+  permissions: Array<{ address: string; refreshIn: number }>;
+  channels: Array<{ number: number; peer: TransportAddress; refreshIn: number }>;
+}
