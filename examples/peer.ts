@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import createDebug from 'debug';
 import {
   Agent, type AgentOptions, type Candidate, type NominationMode, DEFAULT_OPTIONS, parseCandidate, serializeCandidate,
@@ -77,6 +78,12 @@ interface Args {
   lite: boolean;
   /** Announced in place of --host's address in host candidates. */
   announce: string | undefined;
+  /** Keep an export of the session in this file once connected. */
+  sessionFile: string | undefined;
+  /** Resume the session stored in `sessionFile` instead of gathering. */
+  restore: boolean;
+  /** Relayed candidates only (the agent's forceRelay). */
+  relayOnly: boolean;
 }
 
 const USAGE = `usage: ice-agent-peer --role controlling|controlled [options]
@@ -96,6 +103,10 @@ stdin/stdout, logs on stderr.
   --nomination regular|aggressive nomination mode of the controlling peer (default regular)
   --lite                          act as an ICE-lite agent (RFC 8445 §2.5); only with --role controlled
   --announce ADDR                 advertise ADDR in place of --host's address in host candidates
+  --session-file F                after connected, keep an export of the session in F (rewritten when it changes)
+  --restore                       with --session-file F: resume the session in F instead of gathering;
+                                  writes {"type":"restored","ms":T} and then behaves as after connected
+  --relay-only                    use relayed candidates only (needs --turn)
   --timeout SECONDS               give up if not connected by then (default 30)
   --verbose                       log the agent's debug output on stderr
   --help                          print this and exit
@@ -147,6 +158,9 @@ function parseArguments(argv: string[]): Args {
         verbose: { type: 'boolean' },
         lite: { type: 'boolean' },
         announce: { type: 'string' },
+        'session-file': { type: 'string' },
+        restore: { type: 'boolean' },
+        'relay-only': { type: 'boolean' },
         help: { type: 'boolean' },
       },
     }));
@@ -179,6 +193,8 @@ function parseArguments(argv: string[]): Args {
     if (values.host === undefined) throw new UsageError('--announce needs --host (the local address it stands for)');
     if (isIP(values.announce) !== isIP(values.host)) throw new UsageError('--announce and --host must be of the same address family');
   }
+  if (values.restore && values['session-file'] === undefined) throw new UsageError('--restore needs --session-file F');
+  if (values['relay-only'] && values.turn === undefined) throw new UsageError('--relay-only needs --turn');
   let turn: Args['turn'];
   if (values.turn !== undefined) {
     const user = values['turn-user'];
@@ -202,6 +218,9 @@ function parseArguments(argv: string[]): Args {
     verbose: values.verbose ?? false,
     lite: values.lite ?? false,
     announce: values.announce,
+    sessionFile: values['session-file'],
+    restore: values.restore ?? false,
+    relayOnly: values['relay-only'] ?? false,
   };
 }
 
@@ -251,16 +270,51 @@ async function main(): Promise<void> {
   // Trickle ICE (RFC 8838): with --trickle a component must not fail before the
   // peer's end-of-candidates. Only libraries that know the option get it.
   const libTrickle = 'iceTrickle' in DEFAULT_OPTIONS;
-  const agent = new Agent({
+  const options: AgentOptions = {
     controllingMode: args.role === 'controlling',
     nominationMode: args.nomination,
     localAddresses: args.host === undefined ? undefined : [args.host],
     ...(args.lite ? { iceLite: true } : {}),
     ...(args.announce !== undefined ? { announcedAddresses: { [args.host!]: args.announce } } : {}),
     ...((args.trickle && libTrickle ? { iceTrickle: true } : {}) as Partial<AgentOptions>),
+    ...(args.relayOnly ? { forceRelay: true } : {}),
     ...serverOptions(args),
+  };
+  let agent: Agent;
+  let stream: number;
+  if (args.restore) {
+    // Session continuity: the same ports, credentials and selected pair; no gathering, no description.
+    try {
+      const { controllingMode: _role, ...rest } = options;
+      void _role;
+      agent = await Agent.restore(JSON.parse(readFileSync(args.sessionFile!, 'utf8')) as unknown, rest);
+    } catch (err) {
+      emit({ type: 'error', message: `cannot restore the session in ${args.sessionFile}: ${(err as Error).message}` });
+      await flushStdout();
+      process.exit(1);
+    }
+    stream = agent.getStreamIds()[0]!;
+  } else {
+    agent = new Agent(options);
+    stream = agent.addStream(1);
+  }
+  /** Keeps the export of the session in the file (written to a temporary name, then renamed: never half a file). */
+  const storeSession = (): void => {
+    if (args.sessionFile === undefined || exiting) return;
+    try {
+      writeFileSync(`${args.sessionFile}.tmp`, JSON.stringify(agent.exportSession()));
+      renameSync(`${args.sessionFile}.tmp`, args.sessionFile);
+    } catch (err) {
+      log(`cannot write the session to ${args.sessionFile}: ${(err as Error).message}`);
+    }
+  };
+  agent.on('session-changed', () => {
+    if (connected) storeSession();
   });
-  const stream = agent.addStream(1);
+  /** --restore: data flowing again is the first datagram from the peer. */
+  let restoredPending = args.restore;
+  /** Controlled side: datagrams echoed so far. */
+  let relayed = 0;
 
   let remoteCredsAt: number | undefined;
   let remoteEndOfCandidates = false;
@@ -325,6 +379,8 @@ async function main(): Promise<void> {
     connected = true;
     clearTimeout(connectTimer);
     const ms = remoteCredsAt === undefined ? 0 : Math.round(performance.now() - remoteCredsAt);
+    // The session is stored before `connected` goes out: whoever reads that line may rely on the file.
+    storeSession();
     emit({ type: 'connected', ms, local: describe(local), remote: describe(remote) });
     if (args.role === 'controlled') workDone = true;
     else startData();
@@ -395,8 +451,20 @@ async function main(): Promise<void> {
   }
 
   agent.attachRecv(stream, COMPONENT, (data) => {
+    if (restoredPending) {
+      // performance.now() counts from the start of the process.
+      restoredPending = false;
+      connected = true;
+      clearTimeout(connectTimer);
+      emit({ type: 'restored', ms: Math.round(performance.now()) });
+      storeSession();
+      if (args.role === 'controlled') workDone = true;
+      else startData();
+    }
     if (args.role === 'controlled') {
       agent.send(stream, COMPONENT, data);
+      // Progress on stderr, for whoever watches the data phase (e.g. a test that kills us half-way).
+      if (++relayed % 100 === 0) log(`echoed ${relayed}`);
       return;
     }
     if (!dataStarted || data.length < HEADER || data[0] !== 0x80) return;
@@ -498,6 +566,17 @@ async function main(): Promise<void> {
     if (!connected) void finish(1, `not connected after ${args.timeoutMs / 1000} s`);
   }, args.timeoutMs);
 
+  if (args.restore) {
+    // The controlling side speaks first after a restore: its data phase starts again, and that is data flowing.
+    if (args.role === 'controlling') {
+      restoredPending = false;
+      connected = true;
+      clearTimeout(connectTimer);
+      emit({ type: 'restored', ms: Math.round(performance.now()) });
+      startData();
+    }
+    return;
+  }
   if (args.trickle) {
     const { ufrag, pwd } = agent.getLocalCredentials(stream);
     emit({ type: 'credentials', ufrag, pwd });

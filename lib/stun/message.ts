@@ -20,10 +20,23 @@
  *   that nothing appended to an authenticated message is believed;
  * - PRIORITY read as an unsigned 32-bit value, addresses in canonical text.
  */
-import stun from 'stun';
+import { createRequire } from 'node:module';
+import type stunModule from 'stun';
 import { createHash, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { canonicalIp } from '../transport/address.js';
 import { HEADER_LENGTH, IntegrityKey } from './integrity.js';
+
+/**
+ * The `stun` package encodes the TURN requests, which are few; loading it
+ * costs a few hundred milliseconds of a fresh process's start-up (its
+ * dependency tree), which a restored session or a first connection without
+ * TURN should not wait for. So it is loaded on first use.
+ */
+let stunPackage: typeof stunModule | undefined;
+function stun(): typeof stunModule {
+  stunPackage ??= createRequire(import.meta.url)('stun') as typeof stunModule;
+  return stunPackage;
+}
 
 export const MAGIC_COOKIE = 0x2112a442;
 export { HEADER_LENGTH } from './integrity.js';
@@ -468,7 +481,7 @@ export interface TurnRequestFields {
  * demultiplex (the 5-tuple to the server says it is TURN traffic).
  */
 export function encodeTurnRequest(method: number, transactionId: Buffer, f: TurnRequestFields, auth?: LongTermAuth): Buffer {
-  const m = stun.createMessage(messageType(method, 'request'), transactionId);
+  const m = stun().createMessage(messageType(method, 'request'), transactionId);
   if (f.requestedTransport !== undefined) m.addAttribute(TURN_ATTR.REQUESTED_TRANSPORT, (f.requestedTransport << 24) >>> 0);
   if (f.lifetime !== undefined) m.addAttribute(TURN_ATTR.LIFETIME, f.lifetime >>> 0);
   if (f.channel !== undefined) m.addAttribute(TURN_ATTR.CHANNEL_NUMBER, (f.channel << 16) >>> 0);
@@ -486,7 +499,7 @@ export function encodeTurnRequest(method: number, transactionId: Buffer, f: Turn
 
 /** A Send indication, RFC 8656 §11.1: XOR-PEER-ADDRESS and DATA, no authentication. */
 export function encodeSendIndication(transactionId: Buffer, peer: { address: string; port: number }, data: Buffer): Buffer {
-  const m = stun.createMessage(messageType(TURN_METHOD.SEND, 'indication'), transactionId);
+  const m = stun().createMessage(messageType(TURN_METHOD.SEND, 'indication'), transactionId);
   m.addAttribute(TURN_ATTR.XOR_PEER_ADDRESS, peer.address, peer.port);
   m.addAttribute(TURN_ATTR.DATA, data);
   return m.toBuffer();
