@@ -522,6 +522,19 @@ export class Agent extends EventEmitter {
     }
   }
 
+  /**
+   * Renomination (option `renomination`, draft-thatcher-ice-renomination):
+   * the controlling agent nominates another valid pair — the one between
+   * these candidates' addresses, or by default the best valid one — and data
+   * moves to it once it is selected (`new-selected-pair`), with no ICE
+   * restart. False when there is no such pair or renomination does not apply.
+   */
+  renominate(streamId: number, componentId: number, between?: { local: TransportAddress; remote: TransportAddress }): boolean {
+    const ok = this.#core.renominate(streamId, componentId, this.#net.now(), between);
+    this.#settle();
+    return ok;
+  }
+
   getSelectedPair(streamId: number, componentId: number): SelectedPair | undefined {
     return this.#core.selectedPair(streamId, componentId);
   }

@@ -93,6 +93,14 @@ export interface AgentOptions {
    */
   iceLite?: boolean;
   /**
+   * Renomination (draft-thatcher-ice-renomination; libnice's
+   * `support-renomination`, pion's `WithRenomination`): the controlling agent
+   * may nominate another pair later (`agent.renominate()`), its nominations
+   * carrying an increasing NOMINATION count; the controlled agent follows the
+   * latest. Both sides must have it (SDP `ice-options:renomination`). Default false.
+   */
+  renomination?: boolean;
+  /**
    * Addresses to put in host candidates in place of the local ones they are
    * bound on (a static 1:1 NAT, a keepalived virtual IP): `{ '10.0.0.5':
    * '203.0.113.7' }`. Checks still arrive on the local socket. Same family only.
@@ -156,6 +164,7 @@ export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRang
   serverTimeout: 2000,
   forceRelay: false,
   iceLite: false,
+  renomination: false,
 };
 
 const KNOWN = new Set<string>([
@@ -258,6 +267,7 @@ export function resolveOptions(input: AgentOptions = {}): ResolvedOptions {
   if (has('serverTimeout')) o.serverTimeout = int('serverTimeout', i.serverTimeout, 1, 60000);
   if (has('forceRelay')) o.forceRelay = bool('forceRelay', i.forceRelay);
   if (has('iceLite')) o.iceLite = bool('iceLite', i.iceLite);
+  if (has('renomination')) o.renomination = bool('renomination', i.renomination);
   if (has('logger')) {
     const l = i.logger as Record<string, unknown>;
     const missing = l === null || typeof l !== 'object' ? ['debug', 'info', 'warn', 'error'] : ['debug', 'info', 'warn', 'error'].filter((m) => typeof l[m] !== 'function');

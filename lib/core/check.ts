@@ -5,7 +5,10 @@
  * valid or nominated pair means for its component is lib/core/selection.ts.
  */
 import { formatAddress, type TransportAddress } from '../transport/address.js';
-import { ATTR, type DecodedStun, ICE_KNOWN_ATTRIBUTES, findAttribute, getErrorCode, getPriority, getTieBreaker, getUsername, getXorMappedAddress, hasAttribute, unknownComprehensionRequired, verifyIntegrity } from '../stun/message.js';
+import {
+  ATTR, type DecodedStun, ICE_KNOWN_ATTRIBUTES, findAttribute, getErrorCode, getNomination, getPriority, getTieBreaker, getUsername,
+  getXorMappedAddress, hasAttribute, unknownComprehensionRequired, verifyIntegrity,
+} from '../stun/message.js';
 import { encodeBindingError, encodeBindingRequest, encodeBindingSuccess, encodeUnknownAttributes } from '../stun/binding.js';
 import { computePriority, foundationKey, foundationOf, localPreferenceOf } from './candidate.js';
 import { insertPair, markSucceeded, pairByKey, pairById, updateStates, addPair } from './checklist.js';
@@ -41,6 +44,8 @@ export function sendCheck(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair,
     return false;
   }
   const useCandidate = kind === 'check' && ctx.role.useCandidate(pair);
+  // Renomination: a regular nomination carries its count (draft-thatcher-ice-renomination §4).
+  const nomination = useCandidate && ctx.o.renomination && ctx.role.mode === 'regular' ? pair.nominationValue : undefined;
   // §7.1.1: PRIORITY is what a peer-reflexive candidate learned from this
   // check would get: the prflx type preference with our local preference.
   const priority = computePriority('prflx', localPreferenceOf(cands.local.c.priority), pair.component);
@@ -54,6 +59,7 @@ export function sendCheck(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair,
     controlling: d.controlling,
     tieBreaker: d.tieBreaker,
     useCandidate,
+    ...(nomination !== undefined ? { nomination } : {}),
   });
   const to: TransportAddress = { address: cands.remote.c.address, port: cands.remote.c.port };
   if (kind === 'check') {
@@ -65,7 +71,7 @@ export function sendCheck(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair,
   }
   const tx: CheckTx = {
     key, kind, streamId: s.id, componentId: c.id, pairId: pair.id, transportId: cands.local.transportId, to, bytes,
-    password: creds.remote.pwd, controlling: d.controlling, useCandidate, priority, attempt: 0, lastSentAt: ctx.now,
+    password: creds.remote.pwd, controlling: d.controlling, useCandidate, nomination, priority, attempt: 0, lastSentAt: ctx.now,
     // A consent request is sent once; its answer counts until the next one is due (RFC 7675 judges silence over many).
     nextAt: ctx.now + (kind === 'check' ? ctx.waits[0]! : ctx.o.consentInterval),
     cancelled: false,
@@ -219,17 +225,24 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
     pair.counters.requestsReceived++;
     pair.counters.responsesSent++;
   }
-  const useCandidate = ctx.role.followsUseCandidate && hasAttribute(m, ATTR.USE_CANDIDATE);
+  let useCandidate = ctx.role.followsUseCandidate && hasAttribute(m, ATTR.USE_CANDIDATE);
+  // Renomination: only a nomination newer than the last one followed counts (draft-thatcher-ice-renomination §5).
+  const nomination = useCandidate && ctx.o.renomination ? getNomination(m) : undefined;
+  if (nomination !== undefined) {
+    if (nomination <= c.lastNomination) useCandidate = false;
+    else c.lastNomination = nomination;
+  }
   if (!ctx.role.sendsChecks) {
-    liteRequest(ctx, s, c, pair, useCandidate);
+    liteRequest(ctx, s, c, pair, useCandidate, nomination);
     return;
   }
   if (pair.state === 'succeeded') {
     // §7.3.1.5: nomination of a pair already validated by our own check.
     if (useCandidate) {
       const valid = pairById(s, pair.validPairId) ?? pair;
-      if (!valid.nominated) {
+      if (!valid.nominated || (nomination !== undefined && valid.nominationValue !== nomination)) {
         valid.nominated = true;
+        valid.nominationValue = nomination;
         pairValid(ctx, s, c, valid);
       }
     }
@@ -237,7 +250,10 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
   }
   // §7.3.1.4 triggered check; §7.3.1.5: a nomination on a pair we have not
   // validated yet takes effect when our triggered check succeeds.
-  if (useCandidate) pair.nominateOnSuccess = true;
+  if (useCandidate) {
+    pair.nominateOnSuccess = true;
+    pair.nominationValue = nomination;
+  }
   triggerNow(ctx, s, c, pair);
 }
 
@@ -247,7 +263,7 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
  * valid, USE-CANDIDATE nominates it, and the requests are the evidence that
  * the peer is still there (the liveness rules of consent.ts, judged on them).
  */
-function liteRequest(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair, useCandidate: boolean): void {
+function liteRequest(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair, useCandidate: boolean, nomination: number | undefined): void {
   if (c.consent?.pairId === pair.id) c.consent.lastResponseAt = ctx.now;
   const fresh = pair.state !== 'succeeded' || !pair.valid;
   if (fresh) {
@@ -255,8 +271,10 @@ function liteRequest(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair, useC
     pair.valid = true;
     pair.validPairId = pair.id;
   }
-  if (useCandidate && !pair.nominated) pair.nominated = true;
-  else if (!fresh) {
+  if (useCandidate && (!pair.nominated || (nomination !== undefined && pair.nominationValue !== nomination))) {
+    pair.nominated = true;
+    pair.nominationValue = nomination;
+  } else if (!fresh) {
     if (c.state === 'disconnected') consentResponse(ctx, s, c, pair);
     return;
   }
@@ -451,7 +469,13 @@ function succeeded(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord
   valid.valid = true;
   // §7.2.5.3.4 (controlling: our USE-CANDIDATE check succeeded) and §7.3.1.5
   // (controlled: the peer nominated this pair before our check succeeded).
-  if ((tx.controlling && tx.useCandidate) || (!d.controlling && pair.nominateOnSuccess)) valid.nominated = true;
+  if (tx.controlling && tx.useCandidate) {
+    valid.nominated = true;
+    valid.nominationValue = tx.nomination;
+  } else if (!d.controlling && pair.nominateOnSuccess) {
+    valid.nominated = true;
+    valid.nominationValue = pair.nominationValue;
+  }
   // A late answer to an earlier (cancelled) check does not end a nomination under way.
   if (tx.useCandidate) pair.nominating = false;
   updateStates(streamSet(ctx), isDone);

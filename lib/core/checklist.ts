@@ -220,9 +220,18 @@ export function validPairs(s: StreamData, component: number): Pair[] {
   return s.pairs.filter((p) => p.valid && p.component === component && p.generation === s.generation);
 }
 
-/** The highest-priority nominated valid pair (§8.1.1; with aggressive nomination a higher one may replace it). */
+/**
+ * The pair to select: the highest-priority nominated valid pair (§8.1.1; with
+ * aggressive nomination a higher one may replace it) — or, with renomination,
+ * the one nominated last (the highest NOMINATION count).
+ */
 export function nominatedPair(s: StreamData, component: number): Pair | undefined {
-  return s.pairs.find((p) => p.valid && p.nominated && p.component === component && p.generation === s.generation);
+  let best: Pair | undefined;
+  for (const p of s.pairs) {
+    if (!p.valid || !p.nominated || p.component !== component || p.generation !== s.generation) continue;
+    if (!best || (p.nominationValue ?? -1) > (best.nominationValue ?? -1)) best = p;
+  }
+  return best;
 }
 
 /** No valid pair and nothing left to check for the component, with the candidates known so far. */

@@ -19,7 +19,7 @@ import { InvalidArgumentError, InvalidStateError, UnknownStreamError } from '../
 import { BINDING_REQUEST, decodeStun, isStunFrame, verifyFingerprint } from '../stun/message.js';
 import { createStats, type AgentStats } from '../stats.js';
 import { checkRemoteCandidate, copyCandidate, usableRemote, unusableReason, type Candidate } from './candidate.js';
-import { canCheck, hasWork, nextPair, pairById, pairByKey } from './checklist.js';
+import { canCheck, hasWork, nextPair, pairById, pairByKey, validPairs } from './checklist.js';
 import { pairKey } from './pair.js';
 import { type CoreEnv, type CoreEvent, type Ctx, publicCandidate, remoteById, setState, streamSet } from './context.js';
 import { createRole, type Role } from './nomination.js';
@@ -30,7 +30,7 @@ import {
   allocationTimeout, closeAllocation, freeUnused, linkLost, relayReceive, serverAt, startAllocation, transmitVia,
 } from './relay.js';
 import { addRemote, newCredentials, restartGeneration, setRemoteCredentials } from './remote.js';
-import { evaluate, fail, flushTraffic, isDone, runNomination } from './selection.js';
+import { evaluate, fail, flushTraffic, isDone, renominate, runNomination } from './selection.js';
 import { newComponent, type ComponentData, type ComponentState, type CoreData, type Credentials, type PairState, type StreamData, type TransportRecord } from './state.js';
 import { retransmitWaits } from '../stun/transaction.js';
 import { statsReport, type StreamStats } from './report.js';
@@ -488,6 +488,25 @@ export class IceCore implements Ctx {
   /** The agent's counters, and per stream, component, pair and candidate the W3C stats (lib/core/report.ts). JSON-safe. */
   stats(): AgentStats & { streams: StreamStats[] } {
     return { ...structuredClone(this.d.stats), streams: statsReport(this.d) };
+  }
+
+  /**
+   * Renomination: nominates the valid pair between these candidates (or, by
+   * default, the best valid pair) again; see selection.ts renominate.
+   */
+  renominate(streamId: number, componentId: number, now: number, between?: { local: TransportAddress; remote: TransportAddress }): boolean {
+    const s = this.stream(streamId);
+    const c = this.component(streamId, componentId);
+    this.now = now;
+    const valid = validPairs(s, c.id);
+    const target = between === undefined ? valid[0] : valid.find((p) => {
+      const l = c.local.find((x) => x.id === p.localId);
+      const r = remoteById(c, p.remoteId);
+      return l && r && l.c.address === between.local.address && l.c.port === between.local.port &&
+        r.c.address === between.remote.address && r.c.port === between.remote.port;
+    });
+    if (!target) return false;
+    return renominate(this, s, c, target);
   }
 
   // ------------------------------------------------------------ session

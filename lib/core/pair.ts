@@ -53,6 +53,7 @@ export function newPair(
     nominated: false,
     nominateOnSuccess: false,
     nominating: false,
+    nominationValue: undefined,
     validPairId: undefined,
     txKey: undefined,
     counters: newCounters(),

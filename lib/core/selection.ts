@@ -161,10 +161,29 @@ export function runNomination(ctx: Ctx, s: StreamData, c: ComponentData): void {
     const generating = checklist.find((p) => p.validPairId === target.id) ?? target;
     log(ctx, 'agent', 'debug', () => `stream ${s.id} component ${c.id}: nominating ${describePair(generating, pairCandidates(c, generating)?.local, pairCandidates(c, generating)?.remote)}`);
     generating.nominating = true;
+    if (ctx.o.renomination) generating.nominationValue = ++c.lastNomination;
     sendCheck(ctx, s, c, generating, 'check');
   } else if (d.recheckInMs !== undefined) {
     c.nominationAt = ctx.now + d.recheckInMs;
   }
+}
+
+/**
+ * Renomination by the controlling agent (draft-thatcher-ice-renomination):
+ * `target`, a valid pair, is nominated again with a new NOMINATION count,
+ * through the check that produced it; when it succeeds the controlled side
+ * follows (the latest count wins) and data moves to it. False when
+ * renomination is off, we are not the controlling agent with regular
+ * nomination, or the pair is not valid.
+ */
+export function renominate(ctx: Ctx, s: StreamData, c: ComponentData, target: Pair): boolean {
+  if (!ctx.o.renomination || !ctx.role.controlling || ctx.role.mode !== 'regular' || !target.valid || c.consentLost) return false;
+  const generating = s.pairs.find((p) => p.validPairId === target.id && p.inChecklist && p.generation === s.generation) ?? target;
+  log(ctx, 'agent', 'info', () => `stream ${s.id} component ${c.id}: renominating ${describePair(generating, pairCandidates(c, generating)?.local, pairCandidates(c, generating)?.remote)}`);
+  generating.nominating = true;
+  generating.nominationValue = ++c.lastNomination;
+  sendCheck(ctx, s, c, generating, 'check');
+  return true;
 }
 
 /**

@@ -80,6 +80,8 @@ export interface Pair {
   nominateOnSuccess: boolean;
   /** Controlling side, regular nomination: the USE-CANDIDATE check is under way. */
   nominating: boolean;
+  /** Renomination: the NOMINATION count this pair was (or is being) nominated with; the latest wins. */
+  nominationValue: number | undefined;
   /** The valid pair this pair's check produced (§7.2.5.3.2). */
   validPairId: number | undefined;
   /** The transaction of the latest check on this pair. */
@@ -113,6 +115,8 @@ export interface ComponentData {
   consent: ConsentState | undefined;
   /** RFC 7675: consent was lost; nothing revives the component but an ICE restart. */
   consentLost: boolean;
+  /** Renomination: the last NOMINATION count sent (controlling) or followed (controlled). */
+  lastNomination: number;
   /** Remote addresses allowed to send application data (addressKey form). */
   authorized: Set<string>;
   /** The last source that passed the authorisation test (the data path's one comparison). */
@@ -240,6 +244,8 @@ export interface CheckTx {
   password: string;
   controlling: boolean;
   useCandidate: boolean;
+  /** Renomination: the NOMINATION count the check carried. */
+  nomination: number | undefined;
   priority: number;
   attempt: number;
   lastSentAt: number;
@@ -283,7 +289,7 @@ export function newCounters(): PairCounters {
 export function newComponent(id: number): ComponentData {
   return {
     id, state: 'disconnected', local: [], remote: [], retired: [], selectedPairId: undefined, sendPairId: undefined,
-    firstValidAt: undefined, nominationAt: undefined, trickleAt: undefined, consent: undefined, consentLost: false,
+    firstValidAt: undefined, nominationAt: undefined, trickleAt: undefined, consent: undefined, consentLost: false, lastNomination: 0,
     authorized: new Set(), lastSrcAddress: '', lastSrcPort: -1, relayServers: [],
     tx: { pairId: undefined, packets: 0, bytes: 0, lastAt: undefined },
     rx: { pairId: undefined, packets: 0, bytes: 0, lastAt: undefined },

@@ -57,6 +57,8 @@ export interface BindingRequestFields {
   controlling: boolean;
   tieBreaker: bigint;
   useCandidate: boolean;
+  /** NOMINATION (draft-thatcher-ice-renomination): the nomination's 24-bit count, with USE-CANDIDATE. */
+  nomination?: number;
 }
 
 /**
@@ -80,7 +82,7 @@ export class BindingRequestTemplate {
   constructor(f: Omit<BindingRequestFields, 'transactionId'>) {
     const username = usernameBytes(f.username);
     // The header, MESSAGE-INTEGRITY and FINGERPRINT are written by `build`.
-    this.#bytes = Buffer.alloc(requestLength(username, f.useCandidate));
+    this.#bytes = Buffer.alloc(requestLength(username, f.useCandidate, f.nomination));
     putRequestAttributes(this.#bytes, username, f);
     this.#key = new IntegrityKey(f.password);
   }
@@ -101,7 +103,7 @@ export class BindingRequestTemplate {
  */
 export function encodeBindingRequest(f: BindingRequestFields): Buffer {
   const username = usernameBytes(f.username);
-  const out = Buffer.allocUnsafe(requestLength(username, f.useCandidate));
+  const out = Buffer.allocUnsafe(requestLength(username, f.useCandidate, f.nomination));
   putHeader(out, BINDING_REQUEST, f.transactionId);
   putRequestAttributes(out, username, f);
   return seal(out, new IntegrityKey(f.password));
@@ -113,8 +115,8 @@ function usernameBytes(username: string): Buffer {
   return bytes;
 }
 
-function requestLength(username: Buffer, useCandidate: boolean): number {
-  return HEADER_LENGTH + 4 + pad4(username.length) + 8 + 12 + (useCandidate ? 4 : 0) + 24 + 8;
+function requestLength(username: Buffer, useCandidate: boolean, nomination: number | undefined): number {
+  return HEADER_LENGTH + 4 + pad4(username.length) + 8 + 12 + (useCandidate ? 4 : 0) + (nomination !== undefined ? 8 : 0) + 24 + 8;
 }
 
 /** Writes the attributes of a check that precede MESSAGE-INTEGRITY, in RFC 8445 §7.1.1 order, padding zeroed (RFC 8489 §14). */
@@ -126,7 +128,12 @@ function putRequestAttributes(out: Buffer, username: Buffer, f: Omit<BindingRequ
   out.writeUInt32BE(f.priority >>> 0, off);
   off = putAttribute(out, off + 4, f.controlling ? ATTR.ICE_CONTROLLING : ATTR.ICE_CONTROLLED, 8);
   out.writeBigUInt64BE(f.tieBreaker, off);
-  if (f.useCandidate) putAttribute(out, off + 8, ATTR.USE_CANDIDATE, 0);
+  let next = off + 8;
+  if (f.useCandidate) next = putAttribute(out, next, ATTR.USE_CANDIDATE, 0);
+  if (f.nomination !== undefined) {
+    const at = putAttribute(out, next, ATTR.NOMINATION, 4);
+    out.writeUInt32BE(f.nomination & 0xffffff, at);
+  }
 }
 
 /** Success response to a check, RFC 8445 §7.3.1: XOR-MAPPED-ADDRESS of the source, integrity with the local password. */

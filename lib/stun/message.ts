@@ -62,6 +62,8 @@ export const ATTR = {
   XOR_MAPPED_ADDRESS: 0x0020,
   PRIORITY: 0x0024,
   USE_CANDIDATE: 0x0025,
+  /** draft-thatcher-ice-renomination: a 24-bit nomination count (comprehension-optional). */
+  NOMINATION: 0xc001,
   SOFTWARE: 0x8022,
   FINGERPRINT: 0x8028,
   ICE_CONTROLLED: 0x8029,
@@ -226,6 +228,13 @@ export function getTieBreaker(m: DecodedStun, type: number): bigint | undefined 
   const off = findAttribute(m.raw, type);
   if (off < 0 || m.raw.readUInt16BE(off + 2) !== 8) return undefined;
   return m.raw.readBigUInt64BE(off + 4);
+}
+
+/** NOMINATION's 24-bit count (draft-thatcher-ice-renomination §4), or undefined. */
+export function getNomination(m: DecodedStun): number | undefined {
+  const off = findAttribute(m.raw, ATTR.NOMINATION);
+  if (off < 0 || m.raw.readUInt16BE(off + 2) !== 4) return undefined;
+  return m.raw.readUInt32BE(off + 4) & 0xffffff;
 }
 
 export function hasAttribute(m: DecodedStun, type: number): boolean {
