@@ -24,3 +24,4 @@ export { UdpMux, type UdpMuxOptions, type UdpMuxStats } from './transport/mux.js
 export type { StreamStats, ComponentStats, CandidatePairStats, CandidateStats } from './core/report.js';
 export type { Logger, LogLevel } from './log.js';
 export { SessionError, SESSION_VERSION, type SessionSnapshot } from './core/session.js';
+export { SdpParseError } from './sdp/error.js';

@@ -147,6 +147,8 @@ export function parseCandidate(input: string): Candidate {
  * every field first, so that the output always parses back to `c`.
  */
 export function serializeCandidate(c: Candidate, opts: { prefix?: boolean } = {}): string {
+  if (c === null || typeof c !== 'object') fail('candidate', String(c), 'not a candidate object');
+  if (c.extensions !== undefined && !Array.isArray(c.extensions)) fail('extension', `candidate:${c.foundation}`, 'extensions must be an array of [name, value]');
   const input = `candidate:${c.foundation}`;
   if (typeof c.foundation !== 'string' || !FOUNDATION.test(c.foundation)) fail('foundation', input, 'invalid foundation');
   checkRange(c.component, 1, 256, 'component', input);
