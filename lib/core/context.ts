@@ -96,6 +96,12 @@ export function findLocal(c: ComponentData, address: string, port: number): Loca
 export function authorize(ctx: Ctx, c: ComponentData, transportId: number, address: string, port: number): void {
   const key = addressKey(address, port);
   if (c.authorized.has(key)) return;
+  // Bounded like the remote candidates it stands beside: a credentialed peer checking from thousands of
+  // ports cannot grow it (the sources of signalled and learned candidates fit, twice over).
+  if (c.authorized.size >= 2 * ctx.o.maxRemoteCandidates) {
+    ctx.d.stats.dropped.tableFull++;
+    return;
+  }
   c.authorized.add(key);
   // A shared socket (UdpMux) routes this source to us from now on.
   ctx.events.push({ type: 'source-authorized', transportId, address, port });
