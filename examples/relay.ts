@@ -60,6 +60,8 @@ export interface RunPairOptions {
   onMessage?: (side: 'a' | 'b', message: PeerMessage, ms: number) => void;
   /** Called with every chunk a peer writes on stderr (e.g. to show its logs as they come). */
   onStderr?: (side: 'a' | 'b', chunk: string) => void;
+  /** Rewrites a line on its way from `from` to the other peer (tests only: the relay is otherwise dumb). */
+  rewrite?: (from: 'a' | 'b', line: string) => string;
 }
 
 /** Keep at most this much stderr per peer (libnice with NICE_DEBUG=all is chatty). */
@@ -148,7 +150,7 @@ export function runPair(opts: RunPairOptions): Promise<RunResult> {
       createInterface({ input: p.stdout!, crlfDelay: Infinity }).on('line', (line) => {
         const ms = Math.round(performance.now() - start);
         // The relay is dumb: every line goes across unchanged while the run lasts.
-        if (closedBecause === undefined) procs[other(s)].stdin?.write(line + '\n');
+        if (closedBecause === undefined) procs[other(s)].stdin?.write((opts.rewrite ? opts.rewrite(s, line) : line) + '\n');
         let msg: unknown;
         try {
           msg = JSON.parse(line);

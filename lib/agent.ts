@@ -25,6 +25,8 @@ import { connectDtls as startDtls, type DtlsConnectOptions, type DtlsSocket } fr
 import { MuxView } from './transport/mux.js';
 import { bindHost, hostAddresses } from './gather/host.js';
 import { planServers, type TurnServerEntry } from './gather/servers.js';
+import { MulticastDnsResolver, isMdnsName, type MdnsResolver } from './gather/mdns.js';
+import { nodeNetwork } from './transport/node-network.js';
 import { StreamFramer } from './turn/framing.js';
 import type { TransportAddress } from './transport/address.js';
 import type { DatagramSocket, Network, StreamSocket, TimerHandle } from './transport/network.js';
@@ -110,6 +112,11 @@ export class Agent extends EventEmitter {
   readonly #gatherings = new Map<number, Gathering>();
   /** Sockets still being bound or connected: close() waits for them and closes what arrives. */
   readonly #pending = new Set<Promise<unknown>>();
+  /** The mDNS resolver this agent created (closed with it). */
+  #mdns: MulticastDnsResolver | undefined;
+  /** mDNS resolutions under way per stream, and the end-of-candidates that wait for them. */
+  readonly #mdnsPending = new Map<number, number>();
+  readonly #deferredEoc = new Set<number>();
   /** Aborts the TCP/TLS connections still being opened when close() comes. */
   readonly #abort = new AbortController();
   /** The shell's own deadlines (name lookups, the close grace), armed on the same one timer as the core's. */
@@ -250,6 +257,11 @@ export class Agent extends EventEmitter {
    * can fail only after this.
    */
   peerCandidateGatheringDone(streamId: number): void {
+    this.#core.stream(streamId);
+    if ((this.#mdnsPending.get(streamId) ?? 0) > 0) {
+      this.#deferredEoc.add(streamId);
+      return;
+    }
     this.#core.peerCandidateGatheringDone(streamId, this.#net.now());
     this.#settle();
   }
@@ -336,9 +348,47 @@ export class Agent extends EventEmitter {
 
   #skipped(streamId: number, skipped: Array<{ candidate: Candidate; reason: string }>): void {
     for (const s of skipped) {
-      this.#log.write('agent', 'warn', `stream ${streamId}: remote candidate skipped: ${s.reason}`);
-      this.emit('remote-candidate-skipped', streamId, s.candidate, s.reason);
+      const resolver = isMdnsName(s.candidate.address) && s.candidate.transport === 'udp' ? this.#mdnsResolver() : undefined;
+      if (resolver) this.#resolveMdns(streamId, s.candidate, resolver);
+      else this.#skip(streamId, s.candidate, s.reason);
     }
+  }
+
+  #skip(streamId: number, candidate: Candidate, reason: string): void {
+    this.#log.write('agent', 'warn', `stream ${streamId}: remote candidate skipped: ${reason}`);
+    this.emit('remote-candidate-skipped', streamId, candidate, reason);
+  }
+
+  /** The mDNS resolver: the injected one, or multicast-dns on the host's network, created on first use. */
+  #mdnsResolver(): MdnsResolver | undefined {
+    const o = this.options.mdns;
+    if (o === false || this.#closed) return undefined;
+    if (typeof o === 'object') return o;
+    if (o === undefined && this.#net !== nodeNetwork) return undefined;
+    this.#mdns ??= new MulticastDnsResolver();
+    return this.#mdns;
+  }
+
+  /**
+   * A `.local` candidate: resolved, then added with the address it stands for;
+   * the peer's end-of-candidates waits for the resolutions under way, so that
+   * a component is not failed for want of a candidate still being looked up.
+   */
+  #resolveMdns(streamId: number, cand: Candidate, resolver: MdnsResolver): void {
+    this.#mdnsPending.set(streamId, (this.#mdnsPending.get(streamId) ?? 0) + 1);
+    resolver.resolve(cand.address, this.options.serverTimeout).then((ip) => {
+      if (!this.#alive(streamId)) return;
+      this.#log.write('agent', 'debug', `stream ${streamId}: ${cand.address} is ${ip} (mDNS)`);
+      const r = this.#core.addRemoteCandidates(streamId, undefined, [{ ...cand, address: ip }], 'candidate', this.#net.now());
+      this.#skipped(streamId, r.skipped);
+    }, (err: Error) => {
+      if (this.#alive(streamId)) this.#skip(streamId, cand, `mDNS name ${cand.address} did not resolve: ${err.message}`);
+    }).finally(() => {
+      const left = (this.#mdnsPending.get(streamId) ?? 1) - 1;
+      this.#mdnsPending.set(streamId, left);
+      if (left === 0 && this.#deferredEoc.delete(streamId) && this.#alive(streamId)) this.#core.peerCandidateGatheringDone(streamId, this.#net.now());
+      if (!this.#closed) this.#settle();
+    });
   }
 
   /** A name lookup bounded by `serverTimeout`, on the shell's one timer. */
@@ -828,6 +878,7 @@ export class Agent extends EventEmitter {
       // Sockets still being bound or connected are closed when they arrive (the code awaiting them sees #closed).
       await Promise.allSettled([...this.#pending]);
       await Promise.all([...this.#sockets.keys()].map((id) => this.#closeSocket(id)));
+      await this.#mdns?.close();
     })();
     return this.#closing;
   }

@@ -11,6 +11,7 @@ import type { Network } from './transport/network.js';
 import { nodeNetwork } from './transport/node-network.js';
 import { UdpMux } from './transport/mux.js';
 import { LOG_LEVELS, type Logger, type LogLevel } from './log.js';
+import type { MdnsResolver } from './gather/mdns.js';
 
 export interface PortRange {
   min: number;
@@ -123,13 +124,21 @@ export interface AgentOptions {
   /** A name for the agent in its log lines (default `agent-N`, N counting agents in the process). */
   name?: string;
   /**
+   * Remote `.local` candidates (browsers' mDNS host names) are resolved with
+   * multicast DNS (lib/gather/mdns.ts) — on by default with the host's network,
+   * off otherwise (the in-memory network has no multicast); `false` turns it
+   * off, an `MdnsResolver` replaces the default one.
+   */
+  mdns?: boolean | MdnsResolver;
+  /**
    * Where sockets, timers, name lookups and randomness come from: the host's
    * (default), or a host of an in-memory `SimNetwork` for deterministic tests.
    */
   network?: Network;
 }
 
-export type ResolvedOptions = Required<Omit<AgentOptions, 'localAddresses' | 'portRange' | 'announcedAddresses' | 'udpMux' | 'logger' | 'logLevel' | 'name'>> & {
+export type ResolvedOptions = Required<Omit<AgentOptions, 'localAddresses' | 'portRange' | 'announcedAddresses' | 'udpMux' | 'logger' | 'logLevel' | 'name' | 'mdns'>> & {
+  mdns: boolean | MdnsResolver | undefined;
   udpMux: UdpMux | undefined;
   logger: Logger | undefined;
   logLevel: LogLevel;
@@ -139,7 +148,7 @@ export type ResolvedOptions = Required<Omit<AgentOptions, 'localAddresses' | 'po
   portRange: PortRange | undefined;
 };
 
-export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRange' | 'network' | 'announcedAddresses' | 'udpMux' | 'logger' | 'logLevel' | 'name'> = {
+export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRange' | 'network' | 'announcedAddresses' | 'udpMux' | 'logger' | 'logLevel' | 'name' | 'mdns'> = {
   controllingMode: false,
   nominationMode: 'regular',
   stunPacingTimer: 20,
@@ -168,7 +177,7 @@ export const DEFAULT_OPTIONS: Omit<ResolvedOptions, 'localAddresses' | 'portRang
 };
 
 const KNOWN = new Set<string>([
-  ...Object.keys(DEFAULT_OPTIONS), 'localAddresses', 'portRange', 'network', 'announcedAddresses', 'udpMux', 'logger', 'logLevel', 'name',
+  ...Object.keys(DEFAULT_OPTIONS), 'localAddresses', 'portRange', 'network', 'announcedAddresses', 'udpMux', 'logger', 'logLevel', 'name', 'mdns',
 ]);
 
 const NETWORK_METHODS = ['now', 'setTimer', 'clearTimer', 'randomBytes', 'interfaces', 'bindDatagram', 'connectStream', 'listenStream', 'lookup'];
@@ -214,7 +223,7 @@ export function resolveOptions(input: AgentOptions = {}): ResolvedOptions {
   }
   const o: ResolvedOptions = {
     ...DEFAULT_OPTIONS, stunServers: [], turnServers: [], localAddresses: undefined, portRange: undefined, network: nodeNetwork,
-    announcedAddresses: {}, udpMux: undefined, logger: undefined, logLevel: 'trace', name: undefined,
+    announcedAddresses: {}, udpMux: undefined, logger: undefined, logLevel: 'trace', name: undefined, mdns: undefined,
   };
   const i = input as Record<string, unknown>;
   const has = (k: string) => i[k] !== undefined;
@@ -278,6 +287,13 @@ export function resolveOptions(input: AgentOptions = {}): ResolvedOptions {
   if (has('logLevel')) {
     if (!LOG_LEVELS.includes(i.logLevel as LogLevel)) throw new InvalidOptionError('logLevel', `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(i.logLevel)}`);
     o.logLevel = i.logLevel as LogLevel;
+  }
+  if (has('mdns')) {
+    const m = i.mdns as Record<string, unknown> | boolean;
+    if (typeof m !== 'boolean' && (m === null || typeof m !== 'object' || typeof m.resolve !== 'function' || typeof m.close !== 'function')) {
+      throw new InvalidOptionError('mdns', 'must be a boolean or an MdnsResolver { resolve(name, timeoutMs), close() }');
+    }
+    o.mdns = i.mdns as boolean | MdnsResolver;
   }
   if (has('name')) {
     if (typeof i.name !== 'string' || i.name.length === 0 || i.name.length > 64) throw new InvalidOptionError('name', 'must be a string of 1 to 64 characters');
