@@ -45,6 +45,15 @@ if (r.scale) {
   out.push('| pairs | connect all (s) | heap KiB/agent | RSS KiB/agent | fds/agent | idle CPU (% of a core) |', '| --- | --- | --- | --- | --- | --- |');
   for (const x of r.scale) out.push(`| ${x.pairs} | ${(x.connectAllMs / 1000).toFixed(1)} | ${x.heapPerAgentKiB.toFixed(1)} | ${x.rssPerAgentKiB.toFixed(1)} | ${x.fdsPerAgent.toFixed(2)} | ${x.idleCpuPercentOfCore.toFixed(1)}${x.error ? ` (stopped: ${x.error})` : ''} |`);
 }
+if (r.media) {
+  const x = r.media;
+  const i = x.idle;
+  const fl = x.flood;
+  out.push('', `**Media server**: one process holding ICE-lite sessions on one UDP port (a \`UdpMux\` on 127.0.0.1), each with a full-ICE client agent (its own socket, consent every 5 s × 0.8–1.2) in ${x.clientProcesses} other processes; idle CPU against a plain \`dgram\` echo server answering the same packet rate in the same window (\`bench/media.ts\`):`, '');
+  out.push('| sessions | connected | connect all (s) | heap KiB/session | RSS KiB/session | server fds | idle CPU (% of a core) | echo (% of a core) | ratio |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  out.push(`| ${x.sessions} | ${x.connected} | ${(x.connectAllMs / 1000).toFixed(1)} | ${x.heapPerSessionKiB.toFixed(1)} | ${x.rssPerSessionKiB.toFixed(1)} | ${x.serverFds} | ${i.serverCpuPercentOfCore.toFixed(1)} | ${i.echoCpuPercentOfCore.toFixed(1)} | ${i.ratio.toFixed(2)} |`);
+  out.push('', `Flood: ${fl.requests} Binding requests for random unknown ufrags from ${fl.ports} source ports in ${(fl.sendMs / 1000).toFixed(1)} s, with the sessions up: ${fl.countedByMux} reached the mux and were dropped there, ${fl.answered} answered; server RSS ${fl.rssBeforeMiB.toFixed(1)} → ${fl.rssAfterMiB.toFixed(1)} MiB, heap ${fl.heapBeforeMiB.toFixed(1)} → ${fl.heapAfterMiB.toFixed(1)} MiB, routes ${fl.routesBefore} → ${fl.routesAfter}; ${fl.serverReadyAfter} sessions ready and ${fl.serverFailedAfter} failed one consent interval later.`);
+}
 // The reading of the figures: the numbers in it come from the JSON too.
 out.push('', 'Reading the figures:');
 out.push('- Regular nomination waits one Ta (`stunPacingTimer`, 20 ms by default) between the first check and the nomination check, as RFC 8445 §14.2 paces new transactions; aggressive nomination needs no second check. For the CLI peers, `connected.ms` counts from the arrival of the remote credentials; with trickle those come before the candidates, so the trickle figures include the signalling of the candidates.');

@@ -13,7 +13,10 @@ import { benchPeers } from './peers.js';
 import { benchDataPath } from './datapath.js';
 import { benchScale, type ScaleResult } from './scale.js';
 import { benchStun } from './stun.js';
+import { benchMedia, type MediaResult } from './media.js';
+import { benchDtls, type DtlsBenchResult } from './dtls.js';
 import { fmt } from './stats.js';
+import { benchTcp, type TcpResult } from './tcp.js';
 
 const { values } = parseArgs({
   options: {
@@ -62,6 +65,24 @@ if (want('scale')) {
   }
   result.scale = scale;
 }
+if (want('media')) {
+  const n = quick ? 1000 : 10_000;
+  log(`media server: ${n} ICE-lite sessions on one UDP port ...`);
+  result.media = await benchMedia({
+    sessions: n, clientProcesses: quick ? 2 : 4, concurrency: 64, idleSeconds: quick ? 5 : 20,
+    // 5,000 a second: what one server process keeps up with beside its sessions on a busy 2-core machine.
+    flood: quick ? { requests: 20_000, ports: 500, rate: 5000 } : { requests: 100_000, ports: 2000, rate: 5000 }, log,
+  });
+}
+
+if (want('tcp')) {
+  log('ICE-TCP: connect and echo, against a plain framed TCP pair ...');
+  result.tcp = await benchTcp(quick ? 3 : 5, quick ? 5000 : 20000);
+}
+if (want('dtls')) {
+  log('dtls: node-dtls-client <-> gnutls-serv, over an ICE pair and directly ...');
+  result.dtls = await benchDtls(quick ? 3 : 7, quick ? 200 : 500, quick ? 2000 : 5000);
+}
 
 // ------------------------------------------------------------------- report
 const lines: string[] = [];
@@ -107,6 +128,33 @@ if (sc) {
   for (const r of sc) {
     lines.push(`  ${String(r.pairs).padStart(5)} pairs: connect all ${(r.connectAllMs / 1000).toFixed(1)} s, heap ${r.heapPerAgentKiB.toFixed(1)} KiB/agent, RSS ${r.rssPerAgentKiB.toFixed(1)} KiB/agent, ${r.fdsPerAgent.toFixed(2)} fd/agent, idle CPU ${r.idleCpuPercentOfCore.toFixed(1)}% of a core${r.error ? ` (stopped: ${r.error})` : ''}`);
   }
+}
+const md = result.media as MediaResult | undefined;
+if (md) {
+  const i = md.idle;
+  const f = md.flood;
+  lines.push('', `media server (${md.sessions} ICE-lite sessions on one UDP port, full-ICE clients in ${md.clientProcesses} processes):`);
+  lines.push(`  connected ${md.connected}/${md.sessions} in ${(md.connectAllMs / 1000).toFixed(1)} s (all answered after ${(md.answersMs / 1000).toFixed(1)} s; ${md.concurrency} connects at a time per client process)${md.error ? ` (${md.error})` : ''}`);
+  lines.push(`  server heap ${md.heapPerSessionKiB.toFixed(2)} KiB/session, RSS ${md.rssPerSessionKiB.toFixed(2)} KiB/session, ${md.serverFds} fd for ${md.localAddresses} local address`);
+  lines.push(`  idle: server ${i.serverCpuPercentOfCore.toFixed(1)}% of a core at ${i.serverPacketsPerSec.toFixed(0)} pkt/s, dgram echo ${i.echoCpuPercentOfCore.toFixed(1)}% at ${i.echoPacketsPerSec.toFixed(0)} pkt/s, ratio ${i.ratio.toFixed(2)} (clients ${i.clientsCpuPercentOfCore.toFixed(0)}% of a core; machine ${i.machineBusyPercent.toFixed(0)}% busy)`);
+  lines.push(`  flood: ${f.requests} requests from ${f.ports} ports in ${(f.sendMs / 1000).toFixed(1)} s, ${f.countedByMux} counted by the mux, ${f.answered} answered; RSS ${f.rssBeforeMiB.toFixed(1)} → ${f.rssAfterMiB.toFixed(1)} MiB, heap ${f.heapBeforeMiB.toFixed(1)} → ${f.heapAfterMiB.toFixed(1)} MiB, routes ${f.routesBefore} → ${f.routesAfter}; sessions ready: ${f.serverReadyRightAfter} at its end, ${f.serverReadyAfter} server / ${f.clientsReadyAfter} client one consent interval later (${f.serverFailedAfter} / ${f.clientsFailedAfter} failed)`);
+  lines.push(`  datagrams the kernel dropped at the server socket's full buffer: connect ${md.kernelDrops.connect}, idle ${md.kernelDrops.idle}, flood ${md.kernelDrops.flood} (echo server, idle: ${md.kernelDrops.echoIdle})`);
+}
+const tcp = result.tcp as TcpResult | undefined;
+if (tcp) {
+  lines.push('', 'ICE-TCP on loopback (RFC 6544, TCP only; references measured in the same run):');
+  for (const r of tcp.connect) lines.push(`  time to ready, ${r.mode.padEnd(10)} ICE-TCP ${fmt(r.iceTcpMs)} | ICE-UDP ${fmt(r.iceUdpMs)} | plain TCP connect ${fmt(r.plainTcpConnectMs)}`);
+  for (const r of tcp.echo) lines.push(`  echo ${String(r.size).padStart(4)} B: ice-agent ${fmt(r.ice.dgramsPerSec, 0)}, ${fmt(r.ice.mbps, 1)} | plain TCP + RFC 4571 ${fmt(r.raw.dgramsPerSec, 0)} | ratio ${r.ratio.toFixed(2)}`);
+}
+const dt = result.dtls as DtlsBenchResult | { error: string } | undefined;
+if (dt && 'error' in dt && !('ice' in dt)) lines.push('', `dtls: skipped (${dt.error})`);
+else if (dt && 'ice' in dt) {
+  lines.push('', `DTLS (node-dtls-client <-> gnutls-serv PSK echo; over an ICE pair vs directly on loopback, same run):`);
+  for (const [name, x] of [['direct', dt.direct], ['over ICE', dt.ice], ['over ICE, loopback shim', dt.iceLoopbackShim]] as const) {
+    lines.push(`  ${name.padEnd(24)} handshake ${fmt(x.handshakeMs, 1)} | rtt ${fmt(x.rttUs, 0)} | ${fmt(x.recordsPerSec, 0)}, ${fmt(x.mbps, 1)}`);
+  }
+  lines.push(`  ratio ICE/direct: throughput ${dt.ratio.throughput.toFixed(2)}, rtt ${dt.ratio.rtt.toFixed(2)} (+${dt.addedLatencyUs.toFixed(0)} µs), handshake ${dt.ratio.handshake.toFixed(2)}`);
+  lines.push(`  loopback shim vs in-memory: throughput ${dt.loopbackShim.throughputRatio.toFixed(2)}, rtt +${dt.loopbackShim.addedLatencyUs.toFixed(0)} µs`);
 }
 process.stdout.write(`${lines.join('\n')}\n`);
 if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);

@@ -8,7 +8,7 @@
  *   ice-agent-peer --role controlling|controlled [--count N] [--size S]
  *     [--window W] [--host ADDR] [--stun HOST:PORT]
  *     [--turn HOST:PORT --turn-user U --turn-pass P] [--trickle]
- *     [--nomination regular|aggressive] [--timeout SECONDS] [--verbose]
+ *     [--nomination regular|aggressive] [--tcp] [--no-udp] [--timeout SECONDS] [--verbose]
  *
  * Exit codes: 0 when stdin closes after the work is done (controlling: `done`
  * written; controlled: `connected` written), 1 on any failure (an `error` line
@@ -19,9 +19,11 @@ import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import dgram from 'node:dgram';
 import createDebug from 'debug';
 import {
   Agent, type AgentOptions, type Candidate, type NominationMode, DEFAULT_OPTIONS, parseCandidate, serializeCandidate,
+  type DtlsSocket, DtlsError,
 } from '../lib/index.js';
 
 const COMPONENT = 1;
@@ -31,6 +33,10 @@ const LOSS_TIMEOUT_MS = 500;
 const HEADER = 5;
 /** Largest UDP payload over IPv4. */
 const MAX_SIZE = 65507;
+/** --dtls-psk: the DTLS handshake must finish within this long after `connected`. */
+const DTLS_TIMEOUT_MS = 5000;
+/** --dtls-psk: largest plaintext of one DTLS record (--size must fit in one). */
+const MAX_DTLS_SIZE = 16384;
 
 // ------------------------------------------------------------------ output
 
@@ -84,6 +90,14 @@ interface Args {
   restore: boolean;
   /** Relayed candidates only (the agent's forceRelay). */
   relayOnly: boolean;
+  /** Also gather ICE-TCP host candidates (the agent's iceTcp). */
+  tcp: boolean;
+  /** Gather no UDP candidates (the agent's iceUdp: false). */
+  noUdp: boolean;
+  /** Controlling: carry the data phase in a DTLS 1.2 PSK session over the selected pair. */
+  dtlsPsk: { identity: string; key: Buffer } | undefined;
+  /** Controlled: relay the component's datagrams to this local UDP service instead of echoing. */
+  forward: HostPort | undefined;
 }
 
 const USAGE = `usage: ice-agent-peer --role controlling|controlled [options]
@@ -107,6 +121,13 @@ stdin/stdout, logs on stderr.
   --restore                       with --session-file F: resume the session in F instead of gathering;
                                   writes {"type":"restored","ms":T} and then behaves as after connected
   --relay-only                    use relayed candidates only (needs --turn)
+  --tcp                           also gather ICE-TCP host candidates (RFC 6544: active and passive;
+                                  RFC 4571 framing)
+  --no-udp                        gather no UDP candidates (with --tcp: TCP only)
+  --dtls-psk IDENTITY:HEXKEY      controlling: after connected, run a DTLS 1.2 client (PSK) over the selected
+                                  pair and carry the data phase inside it; done counts DTLS records echoed
+  --forward HOST:PORT             controlled: instead of echoing, relay every datagram of the component to the
+                                  local UDP service HOST:PORT and relay its answers back (e.g. a DTLS echo server)
   --timeout SECONDS               give up if not connected by then (default 30)
   --verbose                       log the agent's debug output on stderr
   --help                          print this and exit
@@ -161,6 +182,10 @@ function parseArguments(argv: string[]): Args {
         'session-file': { type: 'string' },
         restore: { type: 'boolean' },
         'relay-only': { type: 'boolean' },
+        tcp: { type: 'boolean' },
+        'no-udp': { type: 'boolean' },
+        'dtls-psk': { type: 'string' },
+        forward: { type: 'string' },
         help: { type: 'boolean' },
       },
     }));
@@ -195,6 +220,22 @@ function parseArguments(argv: string[]): Args {
   }
   if (values.restore && values['session-file'] === undefined) throw new UsageError('--restore needs --session-file F');
   if (values['relay-only'] && values.turn === undefined) throw new UsageError('--relay-only needs --turn');
+  if (values['no-udp'] && !values.tcp) throw new UsageError('--no-udp needs --tcp (without UDP and TCP there is nothing to gather)');
+  let dtlsPsk: Args['dtlsPsk'];
+  if (values['dtls-psk'] !== undefined) {
+    // IDENTITY:HEXKEY; the key is hex, so the last colon separates them (an identity may hold colons).
+    const v = values['dtls-psk'];
+    const i = v.lastIndexOf(':');
+    const identity = i > 0 ? v.slice(0, i) : '';
+    const hex = i > 0 ? v.slice(i + 1) : '';
+    if (identity === '' || !/^[\x20-\x7e]+$/.test(identity) || !/^(?:[0-9A-Fa-f]{2})+$/.test(hex)) {
+      throw new UsageError(`--dtls-psk must be IDENTITY:HEXKEY (printable identity, an even number of hex digits), got ${JSON.stringify(v)}`);
+    }
+    if (values.role !== 'controlling') throw new UsageError('--dtls-psk is only for --role controlling');
+    dtlsPsk = { identity, key: Buffer.from(hex, 'hex') };
+  }
+  if (values.forward !== undefined && values.role !== 'controlled') throw new UsageError('--forward is only for --role controlled');
+  const forward = values.forward === undefined ? undefined : hostPort('forward', values.forward);
   let turn: Args['turn'];
   if (values.turn !== undefined) {
     const user = values['turn-user'];
@@ -207,7 +248,7 @@ function parseArguments(argv: string[]): Args {
   return {
     role: values.role,
     count: integer('count', values.count, 1000, 0, 0xffffffff),
-    size: integer('size', values.size, 1000, HEADER, MAX_SIZE),
+    size: integer('size', values.size, 1000, HEADER, values['dtls-psk'] !== undefined ? MAX_DTLS_SIZE : MAX_SIZE),
     window: integer('window', values.window, 32, 1, 1_000_000),
     host: values.host,
     stun: values.stun === undefined ? undefined : hostPort('stun', values.stun),
@@ -221,6 +262,10 @@ function parseArguments(argv: string[]): Args {
     sessionFile: values['session-file'],
     restore: values.restore ?? false,
     relayOnly: values['relay-only'] ?? false,
+    tcp: values.tcp ?? false,
+    noUdp: values['no-udp'] ?? false,
+    dtlsPsk,
+    forward,
   };
 }
 
@@ -236,6 +281,54 @@ function serverOptions(args: Args): Partial<AgentOptions> {
     ...(args.turn
       ? { turnServers: [{ url: `turn:${hp(args.turn)}?transport=udp`, username: args.turn.user, credential: args.turn.pass }] }
       : {}),
+  };
+}
+
+// ------------------------------------------------------------- --forward
+
+interface Forwarder {
+  send(data: Buffer): void;
+  close(): void;
+}
+
+/**
+ * `--forward HOST:PORT`: every datagram of the component goes to the UDP
+ * service, and whatever the service answers goes back over the component.
+ * The socket is connected to the service, so the kernel delivers only its
+ * answers, and bound to loopback when the service is on loopback, so
+ * nothing outside the host can reach it. Datagrams that arrive before the
+ * socket is connected (it is opened at start-up, long before ICE connects) are
+ * dropped; errors (ICMP port unreachable while the service is down) are logged.
+ */
+function openForwarder(target: HostPort, answer: (data: Buffer) => void): Forwarder {
+  const v6 = isIP(target.host) === 6;
+  const loopback = target.host === 'localhost' || target.host === '::1' || /^127\./.test(target.host);
+  const sock = dgram.createSocket(v6 ? 'udp6' : 'udp4');
+  let ready = false;
+  let closed = false;
+  const seen = new Set<string>();
+  sock.on('error', (err: NodeJS.ErrnoException) => {
+    // Once per kind of error: a service that is down answers every datagram with an ICMP error.
+    if (!seen.has(err.code ?? err.message)) log(`--forward ${target.host}:${target.port}: ${err.message}`);
+    seen.add(err.code ?? err.message);
+  });
+  sock.on('message', (data) => answer(data));
+  sock.on('connect', () => {
+    ready = true;
+    vlog(`forwarding the component to ${target.host}:${target.port}`);
+  });
+  sock.bind(0, loopback ? (v6 ? '::1' : '127.0.0.1') : undefined, () => {
+    if (!closed) sock.connect(target.port, target.host);
+  });
+  return {
+    send(data) {
+      if (ready && !closed) sock.send(data);
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      sock.close();
+    },
   };
 }
 
@@ -278,6 +371,8 @@ async function main(): Promise<void> {
     ...(args.announce !== undefined ? { announcedAddresses: { [args.host!]: args.announce } } : {}),
     ...((args.trickle && libTrickle ? { iceTrickle: true } : {}) as Partial<AgentOptions>),
     ...(args.relayOnly ? { forceRelay: true } : {}),
+    ...(args.tcp ? { iceTcp: true } : {}),
+    ...(args.noUdp ? { iceUdp: false } : {}),
     ...serverOptions(args),
   };
   let agent: Agent;
@@ -335,6 +430,9 @@ async function main(): Promise<void> {
     stopData();
     rl.close();
     if (verbose) log('agent stats', JSON.stringify(agent.getStats()));
+    // close_notify goes out before the agent closes under the DTLS session.
+    if (dtls) await dtls.close();
+    forwarder?.close();
     await agent.close();
     await flushStdout();
     process.exit(code);
@@ -397,8 +495,47 @@ async function main(): Promise<void> {
   let sweepTimer: NodeJS.Timeout | undefined;
   let dataStarted = false;
 
+  /** --dtls-psk: the DTLS session the data phase runs in. */
+  let dtls: DtlsSocket | undefined;
   function startData(): void {
+    if (args.dtlsPsk && !dtls) {
+      startDtls(args.dtlsPsk);
+      return;
+    }
     dataStarted = true;
+    pump();
+  }
+  function startDtls(psk: { identity: string; key: Buffer }): void {
+    log('DTLS: handshake over the selected pair, identity', JSON.stringify(psk.identity));
+    agent.connectDtls(stream, COMPONENT, { psk: { [psk.identity]: psk.key }, timeout: DTLS_TIMEOUT_MS }).then((d) => {
+      if (exiting) {
+        void d.close();
+        return;
+      }
+      dtls = d;
+      log(`DTLS: connected in ${Math.round(d.handshakeMs ?? 0)} ms, ${d.cipherSuite}`);
+      d.on('message', (data) => onEcho(data));
+      d.on('error', (err) => void finish(1, `DTLS session ended (${err.reason}): ${err.message}`));
+      d.on('close', () => {
+        if (!exiting && !workDone) void finish(1, 'DTLS: the server closed the session');
+      });
+      startData();
+    }, (err: unknown) => {
+      const why = err instanceof DtlsError ? `DTLS handshake failed (${err.reason}): ${err.message}` : `DTLS: ${(err as Error).message}`;
+      void finish(1, why);
+    });
+  }
+  /** One datagram of the data phase: a DTLS record with --dtls-psk, else a datagram on the component. */
+  function sendData(buf: Buffer): boolean {
+    return dtls ? dtls.send(buf) : agent.send(stream, COMPONENT, buf);
+  }
+  /** An echo of the data phase (controlling side). */
+  function onEcho(data: Buffer): void {
+    if (!dataStarted || data.length < HEADER || data[0] !== 0x80) return;
+    const seq = data.readUInt32BE(1);
+    if (!inFlight.delete(seq)) return; // a duplicate, or already counted as lost
+    echoed++;
+    lastEcho = performance.now();
     pump();
   }
   function stopData(): void {
@@ -420,7 +557,7 @@ async function main(): Promise<void> {
       const now = performance.now();
       firstSend ??= now;
       // A send with no pair to go on is simply a datagram that will not be echoed.
-      if (!agent.send(stream, COMPONENT, buf)) vlog('send failed for', nextSeq);
+      if (!sendData(buf)) vlog('send failed for', nextSeq);
       inFlight.set(nextSeq, now);
       nextSeq++;
     }
@@ -462,18 +599,18 @@ async function main(): Promise<void> {
       else startData();
     }
     if (args.role === 'controlled') {
-      agent.send(stream, COMPONENT, data);
+      if (forwarder) forwarder.send(data);
+      else agent.send(stream, COMPONENT, data);
       // Progress on stderr, for whoever watches the data phase (e.g. a test that kills us half-way).
-      if (++relayed % 100 === 0) log(`echoed ${relayed}`);
+      if (++relayed % 100 === 0) log(`${forwarder ? 'forwarded' : 'echoed'} ${relayed}`);
       return;
     }
-    if (!dataStarted || data.length < HEADER || data[0] !== 0x80) return;
-    const seq = data.readUInt32BE(1);
-    if (!inFlight.delete(seq)) return; // a duplicate, or already counted as lost
-    echoed++;
-    lastEcho = performance.now();
-    pump();
+    // With --dtls-psk the echoes are DTLS records, which come through the DTLS session instead.
+    if (!dtls) onEcho(data);
   });
+
+  // ---- --forward: the component's datagrams to a local UDP service and its answers back
+  const forwarder = args.forward ? openForwarder(args.forward, (data) => agent.send(stream, COMPONENT, data)) : undefined;
 
   // ---- signalling input
   const setCredentials = (ufrag: unknown, pwd: unknown): void => {

@@ -7,6 +7,7 @@
  * timer for the core's next deadline, turns the core's events into
  * EventEmitter events, and opens or closes the links the core asks for.
  */
+import { LazyMap, LazySet } from './core/lazy.js';
 import { EventEmitter } from 'node:events';
 import { AgentLog } from './log.js';
 import type { Candidate } from './core/candidate.js';
@@ -29,7 +30,8 @@ import { MulticastDnsResolver, isMdnsName, type MdnsResolver } from './gather/md
 import { nodeNetwork } from './transport/node-network.js';
 import { StreamFramer } from './turn/framing.js';
 import type { TransportAddress } from './transport/address.js';
-import type { DatagramSocket, Network, StreamSocket, TimerHandle } from './transport/network.js';
+import type { DatagramSocket, Network, TimerHandle } from './transport/network.js';
+import { IceTcpShell, closeEntry, type SocketEntry } from './ice-tcp.js';
 
 
 export type { PairInfo, SelectedPair };
@@ -105,22 +107,24 @@ export class Agent extends EventEmitter {
   readonly #log: AgentLog;
   readonly #net: Network;
   readonly #core: IceCore;
-  readonly #sockets = new Map<number, { datagram?: DatagramSocket; stream?: StreamSocket; streamId: number }>();
+  readonly #sockets = new Map<number, SocketEntry>();
   /** Per stream, per component: the attachRecv callback and the open component sockets. */
   readonly #receivers = new Map<number, Array<Receivers | undefined>>();
-  readonly #connects = new Set<ConnectWaiter>();
-  readonly #gatherings = new Map<number, Gathering>();
+  readonly #connects = new LazySet<ConnectWaiter>();
+  readonly #gatherings = new LazyMap<number, Gathering>();
   /** Sockets still being bound or connected: close() waits for them and closes what arrives. */
-  readonly #pending = new Set<Promise<unknown>>();
+  readonly #pending = new LazySet<Promise<unknown>>();
   /** The mDNS resolver this agent created (closed with it). */
   #mdns: MulticastDnsResolver | undefined;
   /** mDNS resolutions under way per stream, and the end-of-candidates that wait for them. */
-  readonly #mdnsPending = new Map<number, number>();
-  readonly #deferredEoc = new Set<number>();
-  /** Aborts the TCP/TLS connections still being opened when close() comes. */
-  readonly #abort = new AbortController();
+  readonly #mdnsPending = new LazyMap<number, number>();
+  readonly #deferredEoc = new LazySet<number>();
+  /** Aborted at close(): connections being opened give up. Created on first use (most agents open none). */
+  #abortController: AbortController | undefined;
   /** The shell's own deadlines (name lookups, the close grace), armed on the same one timer as the core's. */
-  readonly #deadlines = new Set<{ at: number; fn: () => void }>();
+  readonly #deadlines = new LazySet<{ at: number; fn: () => void }>();
+  /** ICE-TCP listeners and connections (lib/ice-tcp.ts). */
+  #tcpShell: IceTcpShell | undefined;
   #timer: TimerHandle | undefined;
   #timerAt = Infinity;
   #settling = false;
@@ -151,6 +155,19 @@ export class Agent extends EventEmitter {
       log: this.#log,
     }, this.#net.now());
     this.#log.write('agent', 'debug', `created: ${this.options.iceLite ? 'lite' : 'full'}, ${this.options.controllingMode ? 'controlling' : 'controlled'}, ${this.options.nominationMode} nomination`);
+  }
+
+  get #abort(): AbortController {
+    return (this.#abortController ??= new AbortController());
+  }
+
+  /** The ICE-TCP glue (lib/ice-tcp.ts), made when TCP is first used: per agent, it would cost memory for nothing. */
+  get #tcp(): IceTcpShell {
+    return (this.#tcpShell ??= new IceTcpShell({
+      core: this.#core, net: this.#net, log: this.#log, sockets: this.#sockets, signal: this.#abort.signal,
+      closed: () => this.#closed, alive: (id) => this.#alive(id), settle: () => this.#settle(), track: (p) => this.#track(p),
+      bindFailed: (s, c, a, e) => this.#bindFailed(s, c, a, e),
+    }));
   }
 
   /** Current role; it may flip on a role conflict (§7.3.1.1). */
@@ -298,40 +315,50 @@ export class Agent extends EventEmitter {
     this.#core.beginGathering(streamId);
     this.#settle();
     const o = this.options;
-    const addrs = hostAddresses(o, this.#net.interfaces());
     const components = [...this.#core.stream(streamId).components.keys()];
+    // On a mux, component 1 has its addresses already: interfaces are listed (os.networkInterfaces(),
+    // about 0.2 ms) only for what binds sockets of its own.
+    const ownSockets = o.udpMux === undefined || o.iceTcp || components.length > 1;
+    const addrs = ownSockets ? hostAddresses(o, this.#net.interfaces()) : [];
     for (const componentId of components) {
       // Component 1 on the shared port: a check's USERNAME names the stream, not the component.
-      if (o.udpMux && componentId === 1) {
-        o.udpMux.addresses.forEach((local, rank) => {
+      const muxed = o.udpMux !== undefined && componentId === 1;
+      if (muxed && o.iceUdp) {
+        o.udpMux!.addresses.forEach((local, rank) => {
           const view = o.udpMux!.open(local.address);
           const id = this.#core.addHostTransport(streamId, componentId, view.local, rank, this.#net.now());
           this.#attachDatagram(id, streamId, view);
         });
         this.#refreshUfrags(streamId);
         this.#settle();
-        continue;
       }
       for (let rank = 0; rank < addrs.length; rank++) {
-        const sock = await this.#track(bindHost(this.#net, addrs[rank]!, o.portRange)).catch((err: NodeJS.ErrnoException) => {
-          this.#bindFailed(streamId, componentId, addrs[rank]!, err);
-          return undefined;
-        });
-        if (!sock) continue;
-        if (!this.#alive(streamId)) {
-          await sock.close();
-          return;
+        if (o.iceUdp && !muxed) {
+          const sock = await this.#track(bindHost(this.#net, addrs[rank]!, o.portRange)).catch((err: NodeJS.ErrnoException) => {
+            this.#bindFailed(streamId, componentId, addrs[rank]!, err);
+            return undefined;
+          });
+          if (sock && !this.#alive(streamId)) await sock.close();
+          if (!this.#alive(streamId)) return;
+          if (sock) {
+            const id = this.#core.addHostTransport(streamId, componentId, sock.local, rank, this.#net.now());
+            this.#attachDatagram(id, streamId, sock);
+            this.#settle();
+          }
         }
-        const id = this.#core.addHostTransport(streamId, componentId, sock.local, rank, this.#net.now());
-        this.#attachDatagram(id, streamId, sock);
-        this.#settle();
+        // ICE-TCP host candidates (RFC 6544 §5.1) of the same address; relayed-only agents have none.
+        if (o.iceTcp && !o.forceRelay) {
+          await this.#tcp.gather(streamId, componentId, addrs[rank]!, rank, o.portRange);
+          if (!this.#alive(streamId)) return;
+        }
       }
     }
     if (!this.#alive(streamId)) return;
     const relays: TurnServerEntry[] = o.turnServers.map((t) => [t, undefined]);
     for (const c of this.#core.stream(streamId).components.values()) for (const t of c.relayServers) relays.push([t, c.id]);
     // An ICE-lite agent has host candidates only (RFC 8445 §2.5).
-    const plan = o.iceLite ? { stun: [], turn: [] } : await planServers(o.stunServers, relays, (h) => this.#lookup(h));
+    // With iceUdp off there is no UDP socket to ask STUN servers from, and relayed candidates are UDP.
+    const plan = o.iceLite || !o.iceUdp ? { stun: [], turn: [] } : await planServers(o.stunServers, relays, (h) => this.#lookup(h));
     if (!this.#alive(streamId)) return;
     this.#core.startServers(streamId, plan, this.#net.now());
     this.#settle();
@@ -616,6 +643,7 @@ export class Agent extends EventEmitter {
   #transmit(id: number, to: TransportAddress, data: Uint8Array): boolean {
     const s = this.#sockets.get(id);
     if (s?.datagram) return s.datagram.send(data, to);
+    if (s?.framed) return s.framed.send(data);
     if (s?.stream) return s.stream.write(data);
     return false;
   }
@@ -677,7 +705,7 @@ export class Agent extends EventEmitter {
     const s = this.#sockets.get(id);
     this.#sockets.delete(id);
     if (!s) return Promise.resolve();
-    return (s.datagram ?? s.stream)!.close();
+    return closeEntry(s);
   }
 
   /**
@@ -693,10 +721,12 @@ export class Agent extends EventEmitter {
     try {
       for (;;) {
         const now = this.#net.now();
-        for (const dl of [...this.#deadlines]) {
-          if (dl.at > now) continue;
-          this.#deadlines.delete(dl);
-          dl.fn();
+        if (this.#deadlines.size > 0) {
+          for (const dl of [...this.#deadlines]) {
+            if (dl.at > now) continue;
+            this.#deadlines.delete(dl);
+            dl.fn();
+          }
         }
         if (this.#core.nextTimeout() <= now) {
           try {
@@ -705,7 +735,10 @@ export class Agent extends EventEmitter {
             this.#log.write('agent', 'error', `internal error in a timeout: ${(err as Error).stack}`);
           }
         }
-        this.#queue.push(...this.#core.takeEvents());
+        const fresh = this.#core.takeEvents();
+        // The core's array itself when nothing is queued (the usual case): no copy, no growth.
+        if (this.#queue.length === 0) this.#queue = fresh;
+        else if (fresh.length > 0) this.#queue.push(...fresh);
         const e = this.#queue.shift();
         if (!e) {
           if (this.#core.nextTimeout() > this.#net.now()) break;
@@ -736,9 +769,14 @@ export class Agent extends EventEmitter {
   }
 
   #arm(): void {
-    let at = this.#closed && this.#core.closed ? Infinity : this.#core.nextTimeout();
+    const done = this.#closed && this.#core.closed;
+    let at = done ? Infinity : this.#core.nextTimeout();
     for (const dl of this.#deadlines) at = Math.min(at, dl.at);
     if (at === this.#timerAt) return;
+    // A deadline that moved later (a lite agent's consent expiry, pushed back by every request
+    // from the peer) keeps the timer: it fires early, finds nothing due and arms again. That is
+    // one wake-up per timeout instead of a clearTimeout and a setTimeout per datagram.
+    if (this.#timer !== undefined && at > this.#timerAt && !done) return;
     if (this.#timer !== undefined) this.#net.clearTimer(this.#timer);
     this.#timer = undefined;
     this.#timerAt = at;
@@ -755,6 +793,9 @@ export class Agent extends EventEmitter {
       case 'open-link':
         this.#openLink(e);
         return;
+      case 'open-tcp':
+        this.#tcp.open(e);
+        return;
       case 'close-transport':
         void this.#closeSocket(e.transportId);
         return;
@@ -766,7 +807,9 @@ export class Agent extends EventEmitter {
     switch (e.type) {
       case 'new-candidate': this.emit('new-candidate', e.candidate); return;
       case 'candidate-gathering-done': {
+        // Done: a later gatherCandidates() finds the stream complete and resolves at once.
         const g = this.#gatherings.get(e.streamId);
+        this.#gatherings.delete(e.streamId);
         this.emit('candidate-gathering-done', e.streamId);
         g?.resolve();
         return;
@@ -874,7 +917,7 @@ export class Agent extends EventEmitter {
       this.#timer = undefined;
       this.#timerAt = Infinity;
       this.#deadlines.clear();
-      this.#abort.abort();
+      this.#abort.abort(); // made now if it was not: a shell created after close() gets it aborted
       // Sockets still being bound or connected are closed when they arrive (the code awaiting them sees #closed).
       await Promise.allSettled([...this.#pending]);
       await Promise.all([...this.#sockets.keys()].map((id) => this.#closeSocket(id)));

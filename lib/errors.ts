@@ -4,6 +4,21 @@
  * react to it without parsing messages.
  */
 
+/** A value as error messages show it; unlike JSON.stringify it never throws (bigint, cycles). */
+export function show(v: unknown): string {
+  if (typeof v === 'bigint') return `${v}n`;
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    // A BigInt inside, a cycle, or an object without a prototype (no toString).
+    try {
+      return String(v);
+    } catch {
+      return Object.prototype.toString.call(v);
+    }
+  }
+}
+
 /** Base class of every error this library throws on purpose. */
 export class IceError extends Error {
   /** Stable machine-readable code, e.g. `ERR_ICE_INVALID_OPTION`. */

@@ -17,7 +17,7 @@ export {
 export { parseIceServerUrl, type IceServerUrl } from './turn/url.js';
 export { TurnClient, type TurnClientOptions, type TurnAllocation, type TurnStats } from './turn/client.js';
 export type {
-  Network, DatagramSocket, StreamSocket, StreamListener, StreamConnectOptions, InterfaceAddress, TimerHandle,
+  Network, DatagramSocket, DatagramBindOptions, StreamSocket, StreamListener, StreamConnectOptions, InterfaceAddress, TimerHandle,
 } from './transport/network.js';
 export { nodeNetwork } from './transport/node-network.js';
 export { UdpMux, type UdpMuxOptions, type UdpMuxStats } from './transport/mux.js';
@@ -25,3 +25,4 @@ export type { StreamStats, ComponentStats, CandidatePairStats, CandidateStats } 
 export type { Logger, LogLevel } from './log.js';
 export { SessionError, SESSION_VERSION, type SessionSnapshot } from './core/session.js';
 export { SdpParseError } from './sdp/error.js';
+export { DtlsSocket, DtlsError, type DtlsConnectOptions, type DtlsSocketEvents, type DtlsSocketStats, type DtlsFailure, type DtlsCipherSuite, type DtlsTransport } from './dtls/index.js';

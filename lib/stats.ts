@@ -23,6 +23,16 @@ export interface DropCounters {
   unsupported: number;
   /** New remote candidates or pairs refused because their table was full. */
   tableFull: number;
+  /** Datagrams for a transport or component that is gone (a stream removed, the agent closing). */
+  closed: number;
+  /** ICE-TCP connections closed because a frame's RFC 4571 length was over the limit (lib/transport/tcp.ts). */
+  tcpFrameTooLong: number;
+  /** ICE-TCP connections accepted on a passive candidate and closed because no check authenticated them in time. */
+  tcpIdle: number;
+  /** ICE-TCP connections accepted on a passive candidate and closed because their first frame was not an authenticated check. */
+  tcpUnauthenticated: number;
+  /** ICE-TCP connections closed because their listener had too many unauthenticated ones (the oldest goes). */
+  tcpFlood: number;
 }
 
 export interface AgentStats {
@@ -46,6 +56,18 @@ export interface AgentStats {
   consentLost: number;
   /** STUN/TURN servers that failed during gathering or later. */
   serverErrors: number;
+  /**
+   * Datagrams from STUN and TURN servers for the agent itself, handled by
+   * gathering and the TURN allocations (their own drops are in the TURN
+   * client's counters). What a TURN server relays from a peer is counted
+   * where its content ends instead (checks, data or drops), so that each
+   * datagram in `packetsReceived` is counted in exactly one place.
+   */
+  serverPacketsReceived: number;
+  /** ICE-TCP (RFC 6544): connections accepted on passive candidates, asked for by checks, and failed to open. */
+  tcpConnectionsAccepted: number;
+  tcpConnectionsOpened: number;
+  tcpConnectFailures: number;
   dropped: DropCounters;
 }
 
@@ -70,6 +92,10 @@ export function createStats(): AgentStats {
     consentChecksSent: 0,
     consentLost: 0,
     serverErrors: 0,
+    serverPacketsReceived: 0,
+    tcpConnectionsAccepted: 0,
+    tcpConnectionsOpened: 0,
+    tcpConnectFailures: 0,
     dropped: {
       malformed: 0,
       badFingerprint: 0,
@@ -81,6 +107,11 @@ export function createStats(): AgentStats {
       noReceiver: 0,
       unsupported: 0,
       tableFull: 0,
+      closed: 0,
+      tcpFrameTooLong: 0,
+      tcpIdle: 0,
+      tcpUnauthenticated: 0,
+      tcpFlood: 0,
     },
   };
 }

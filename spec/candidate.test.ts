@@ -164,7 +164,10 @@ t.test('usableRemote / unusableReason: extension transports and types are skippe
   for (const type of ['host', 'srflx', 'prflx', 'relay']) t.equal(usableRemote(c({ type })), true, `type ${type}`);
   t.equal(usableRemote(c({ transport: 'sctp' })), false, 'extension transport');
   t.match(unusableReason(c({ transport: 'sctp' })), /transport sctp/, 'reason names the transport');
-  t.equal(usableRemote(c({ transport: 'tcp', tcpType: 'passive' })), false, 'TCP not yet (no ICE-TCP)');
+  t.equal(usableRemote(c({ transport: 'tcp', tcpType: 'passive' })), false, 'TCP: not without ICE-TCP (iceTcp)');
+  t.equal(usableRemote(c({ transport: 'tcp', tcpType: 'passive' }), { iceUdp: true, iceTcp: true }), true, 'TCP with iceTcp');
+  t.equal(usableRemote(c({ transport: 'tcp' }), { iceUdp: true, iceTcp: true }), false, 'but never without a tcptype');
+  t.equal(usableRemote(c({}), { iceUdp: false, iceTcp: true }), false, 'UDP: not with iceUdp off');
   t.equal(usableRemote(c({ type: 'local' })), false, 'unknown type token');
   t.match(unusableReason(c({ type: 'local' })), /candidate type local/, 'reason names the type');
   // `typ toString` is a valid cand-type token (RFC 8839), so the parser hands it over.

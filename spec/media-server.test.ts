@@ -3,6 +3,7 @@
  * announced addresses, per-pair stats — on the in-memory network.
  */
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { Agent, UdpMux, InvalidOptionError, type AgentOptions } from '../lib/index.js';
 import { SimNetwork, type SimHost, type SimPacketEvent } from '../lib/sim/index.js';
 import { classOf, decodeStun, encodeTurnRequest } from '../lib/stun/message.js';
@@ -175,4 +176,26 @@ t.test('per-pair stats (W3C RTCIceCandidatePairStats fields), JSON-safe', async 
   t.ok(server.requestsReceived >= 1 && server.responsesSent >= 1, 'the lite side counts what it answered');
   t.doesNotThrow(() => JSON.stringify(x!.client.getPairs(x!.cs)), 'getPairs() serialises');
   await runWith(net, Promise.all([x!.client.close(), x!.server.close()]));
+});
+
+/** The kernel receive buffer (skmem rb) of the UDP socket on 127.0.0.1:port, from `ss`. */
+function receiveBuffer(port: number): number {
+  const out = execFileSync('ss', ['-uamnH', 'src', `127.0.0.1:${port}`], { encoding: 'utf8' });
+  const m = /skmem:\([^)]*\brb(\d+)/.exec(out);
+  if (!m) throw new Error(`no skmem in ss output: ${out}`);
+  return Number(m[1]);
+}
+
+t.test('UdpMux receiveBufferSize reaches the kernel (real socket); bad sizes are typed errors', async (t) => {
+  const plain = await UdpMux.bind({ addresses: ['127.0.0.1'] });
+  const big = await UdpMux.bind({ addresses: ['127.0.0.1'], receiveBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
+  t.teardown(() => Promise.all([plain.close(), big.close()]));
+  const without = receiveBuffer(plain.addresses[0]!.port);
+  const withSize = receiveBuffer(big.addresses[0]!.port);
+  // Linux doubles what it is asked for and caps it at 2 × net.core.rmem_max (212,992 on a stock kernel).
+  t.ok(withSize > without, `1 MiB asked: rb ${withSize} > the default ${without}`);
+  for (const bad of [0, -1, 1.5, '1' as unknown as number, 2 ** 31]) {
+    await t.rejects(UdpMux.bind({ addresses: ['127.0.0.1'], receiveBufferSize: bad }), { name: 'InvalidArgumentError', argument: 'receiveBufferSize' }, `receiveBufferSize ${String(bad)}`);
+  }
+  await t.rejects(UdpMux.bind({ addresses: ['127.0.0.1'], sendBufferSize: 0 }), { name: 'InvalidArgumentError', argument: 'sendBufferSize' });
 });

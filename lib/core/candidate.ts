@@ -4,8 +4,8 @@
  * hands in. Pure: no sockets, no clocks.
  */
 import { canonicalIp, isV6, type TransportAddress, type TransportProtocol } from '../transport/address.js';
-import { InvalidArgumentError } from '../errors.js';
-import { isConnectionAddress, parseCandidate } from './candidate-attribute.js';
+import { CandidateParseError, InvalidArgumentError, show } from '../errors.js';
+import { isConnectionAddress, parseCandidate, serializeCandidate } from './candidate-attribute.js';
 
 export type { TransportAddress, TransportProtocol };
 export type CandidateType = 'host' | 'srflx' | 'prflx' | 'relay';
@@ -120,14 +120,29 @@ export function foundationOf(registry: Map<string, string>, key: string): string
   return f;
 }
 
-/** Whether this agent can use a remote candidate: UDP (TCP once ICE-TCP lands), a known type, an IP address. */
-export function usableRemote(c: Candidate): boolean {
-  return c.transport === 'udp' && Object.hasOwn(TYPE_PREFERENCE, c.type) && canonicalIp(c.address) !== undefined;
+/** The transports an agent uses (its `iceUdp` and `iceTcp` options); UDP only when not given. */
+export interface TransportPolicy {
+  iceUdp: boolean;
+  iceTcp: boolean;
+}
+
+const UDP_ONLY: TransportPolicy = { iceUdp: true, iceTcp: false };
+
+/**
+ * Whether this agent can use a remote candidate: a transport it has on (UDP;
+ * TCP with a tcptype, RFC 6544 §4.5, when ICE-TCP is on), a known type, an IP address.
+ */
+export function usableRemote(c: Candidate, policy: TransportPolicy = UDP_ONLY): boolean {
+  const transport = c.transport === 'udp' ? policy.iceUdp : c.transport === 'tcp' && policy.iceTcp && c.tcpType !== undefined;
+  return transport && Object.hasOwn(TYPE_PREFERENCE, c.type) && canonicalIp(c.address) !== undefined;
 }
 
 /** Why `usableRemote` refused a candidate, for the error the application sees. */
-export function unusableReason(c: Candidate): string {
-  if (c.transport !== 'udp') return `transport ${c.transport} is not supported`;
+export function unusableReason(c: Candidate, policy: TransportPolicy = UDP_ONLY): string {
+  if (c.transport === 'udp' && !policy.iceUdp) return 'UDP is off (iceUdp: false)';
+  if (c.transport === 'tcp' && !policy.iceTcp) return 'transport tcp: ICE-TCP is off (iceTcp: false)';
+  if (c.transport === 'tcp' && c.tcpType === undefined) return 'a TCP candidate without tcptype (RFC 6544 §4.5)';
+  if (c.transport !== 'udp' && c.transport !== 'tcp') return `transport ${c.transport} is not supported`;
   if (!Object.hasOwn(TYPE_PREFERENCE, c.type)) return `candidate type ${c.type} is not supported`;
   if (c.address.endsWith('.local')) return `mDNS name ${c.address} cannot be resolved`;
   return `address ${c.address} is not an IP address (FQDN candidates are not resolved)`;
@@ -152,16 +167,31 @@ export function checkRemoteCandidate(x: Candidate | string, componentId: number 
     if (!Number.isInteger(c.priority) || c.priority < 1 || c.priority > 0xffffffff) throw bad('priority', 'must be an integer 1..2^32-1');
     if (typeof c.address !== 'string' || c.address.length === 0) throw bad('address', 'must be a non-empty string');
     if (canonicalIp(c.address) === undefined && !isConnectionAddress(c.address)) {
-      throw bad('address', `${JSON.stringify(c.address)} is neither an IP address nor a host name`);
+      throw bad('address', `${show(c.address)} is neither an IP address nor a host name`);
+    }
+    if (c.tcpType !== undefined && (c.transport.toLowerCase() !== 'tcp' || !['active', 'passive', 'so'].includes(c.tcpType))) {
+      throw bad('tcpType', 'must be active, passive or so, and only on a TCP candidate (RFC 6544 §4.5)');
     }
     const activeTcp = c.transport === 'tcp' && c.tcpType === 'active';
     if (!Number.isInteger(c.port) || c.port < (activeTcp ? 0 : 1) || c.port > 65535) {
-      throw bad('port', `must be an integer ${activeTcp ? 0 : 1}..65535, got ${JSON.stringify(c.port)}`);
+      throw bad('port', `must be an integer ${activeTcp ? 0 : 1}..65535, got ${show(c.port)}`);
     }
     if (!Number.isInteger(c.component) || c.component < 1 || c.component > 256) throw bad('component', 'must be an integer 1..256');
     if (c.relatedAddress !== undefined && canonicalIp(c.relatedAddress) === undefined) throw bad('relatedAddress', 'must be an IP address');
     if (c.relatedPort !== undefined && (!Number.isInteger(c.relatedPort) || c.relatedPort < 0 || c.relatedPort > 65535)) {
       throw bad('relatedPort', 'must be an integer 0..65535');
+    }
+    if (c.extensions !== undefined && (!Array.isArray(c.extensions) ||
+      !c.extensions.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'string'))) {
+      throw bad('extensions', 'must be an array of [name, value] string pairs');
+    }
+    // Everything else (type and transport tokens, extension names and values) as the grammar has it:
+    // what an object may hold is what a candidate line can say.
+    try {
+      parseCandidate(serializeCandidate(c));
+    } catch (e) {
+      if (e instanceof CandidateParseError) throw bad(e.field === 'typ' ? 'type' : e.field, e.message);
+      throw e;
     }
   } else throw new InvalidArgumentError(where, 'must be a candidate object or string');
   if (componentId !== undefined && c.component !== componentId) {

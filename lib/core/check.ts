@@ -12,14 +12,15 @@ import {
 import { encodeBindingError, encodeBindingRequest, encodeBindingSuccess, encodeUnknownAttributes } from '../stun/binding.js';
 import { computePriority, foundationKey, foundationOf, localPreferenceOf } from './candidate.js';
 import { insertPair, markSucceeded, pairByKey, pairById, updateStates, addPair } from './checklist.js';
-import {
-  type Ctx, authorize, emit, findLocal, findRemote, log, nextId, pairCandidates, randomIceString, streamSet,
-} from './context.js';
+import { append, authorize, type Ctx, emit, findLocal, findRemote, log, nextId, pairCandidates, randomIceString, streamSet } from './context.js';
 import { newPair, pairKey, describePair } from './pair.js';
 import { consentResponse } from './consent.js';
 import { transmitVia } from './relay.js';
 import { isDone, pairFailed, pairValid, pairsAdded, switchRole } from './selection.js';
 import type { CheckKind, CheckTx, ComponentData, Credentials, Pair, StreamData, TransportRecord } from './state.js';
+import {
+  baseIdOf, bindConnection, checkTransport, peerTcpType, reliableTimeout, signalledActive, tcpAuthenticated, tcpMappedLocal,
+} from './tcp.js';
 
 /** The credentials a pair's checks use: its generation's (the old selected pair keeps the old ones during a restart, §9). */
 function credentialsOf(s: StreamData, pair: Pair): { local: Credentials; remote: Credentials } | undefined {
@@ -62,6 +63,13 @@ export function sendCheck(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair,
     ...(nomination !== undefined ? { nomination } : {}),
   });
   const to: TransportAddress = { address: cands.remote.c.address, port: cands.remote.c.port };
+  // ICE-TCP: the pair's connection (opened now if it has none, RFC 6544 §7.1).
+  const via = checkTransport(ctx, pair, cands.local, cands.remote);
+  if (via === undefined) {
+    if (kind === 'check') pairFailed(ctx, s, c, pair, 'no TCP connection (a passive candidate does not connect, RFC 6544 §6.2)');
+    return false;
+  }
+  const reliable = via !== cands.local.transportId;
   if (kind === 'check') {
     if (pair.txKey !== undefined) cancelTx(ctx, pair.txKey);
     pair.txKey = key;
@@ -70,11 +78,13 @@ export function sendCheck(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair,
     s.lastCheckAt = ctx.now;
   }
   const tx: CheckTx = {
-    key, kind, streamId: s.id, componentId: c.id, pairId: pair.id, transportId: cands.local.transportId, to, bytes,
+    key, kind, streamId: s.id, componentId: c.id, pairId: pair.id, transportId: via, to, bytes,
     password: creds.remote.pwd, controlling: d.controlling, useCandidate, nomination, priority, attempt: 0, lastSentAt: ctx.now,
     // A consent request is sent once; its answer counts until the next one is due (RFC 7675 judges silence over many).
-    nextAt: ctx.now + (kind === 'check' ? ctx.waits[0]! : ctx.o.consentInterval),
+    // Over TCP a check is sent once too, and waits what its retransmissions would have taken (RFC 6544 §7.1).
+    nextAt: ctx.now + (kind !== 'check' ? ctx.o.consentInterval : reliable ? reliableTimeout(ctx) : ctx.waits[0]!),
     cancelled: false,
+    reliable,
   };
   d.checks.set(key, tx);
   if (kind === 'consent') {
@@ -98,14 +108,14 @@ export function cancelTx(ctx: Ctx, key: string): void {
   if (!tx || tx.cancelled) return;
   tx.cancelled = true;
   let left = tx.nextAt - ctx.now;
-  for (let i = tx.attempt + 1; i < ctx.waits.length; i++) left += ctx.waits[i]!;
+  if (!tx.reliable) for (let i = tx.attempt + 1; i < ctx.waits.length; i++) left += ctx.waits[i]!;
   tx.nextAt = ctx.now + Math.max(0, left);
 }
 
 /** A transaction's deadline passed: retransmit (§7.2.4, RFC 8489 §6.2.1) or give up. */
 export function checkTimeout(ctx: Ctx, tx: CheckTx): void {
   const d = ctx.d;
-  if (tx.kind === 'check' && !tx.cancelled && tx.attempt + 1 < ctx.waits.length) {
+  if (tx.kind === 'check' && !tx.cancelled && !tx.reliable && tx.attempt + 1 < ctx.waits.length) {
     tx.attempt++;
     tx.lastSentAt = ctx.now;
     tx.nextAt = ctx.now + ctx.waits[tx.attempt]!;
@@ -124,7 +134,9 @@ export function checkTimeout(ctx: Ctx, tx: CheckTx): void {
   const pair = s && pairById(s, tx.pairId);
   if (!s || !c || !pair || pair.txKey !== tx.key) return;
   pair.txKey = undefined;
-  pairFailed(ctx, s, c, pair, `no response after ${ctx.waits.length} transmissions`);
+  pairFailed(ctx, s, c, pair, tx.reliable
+    ? `no response within ${reliableTimeout(ctx)} ms on the TCP connection (sent once, RFC 6544 §7.1)`
+    : `no response after ${ctx.waits.length} transmissions`);
 }
 
 function respondError(ctx: Ctx, t: TransportRecord, from: TransportAddress, m: DecodedStun, code: number, reason: string, password?: string): void {
@@ -166,6 +178,8 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
     respondError(ctx, t, from, m, 401, 'Unauthenticated');
     return;
   }
+  // An accepted ICE-TCP connection that carries a check signed with our password may stay (lib/core/tcp.ts).
+  tcpAuthenticated(t);
   // RFC 8489 §6.3: comprehension-required attributes we do not know get a 420.
   const unknown = unknownComprehensionRequired(m, ICE_KNOWN_ATTRIBUTES);
   if (unknown.length > 0) {
@@ -205,7 +219,7 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
   transmitVia(ctx, t.id, from, encodeBindingSuccess(m.transactionId, from.address, from.port, creds.pwd));
   // The sender proved it knows our password: it may send data.
   authorize(ctx, c, t.id, from.address, from.port);
-  const known = pairByKey(s, pairKey(t.id, from.address, from.port));
+  const known = pairByKey(s, pairKey(baseIdOf(t), from.address, from.port));
   if (known) {
     known.counters.requestsReceived++;
     known.counters.responsesSent++;
@@ -221,6 +235,8 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
   }
   const pair = known ?? learnPair(ctx, s, c, t, from, priority);
   if (!pair) return;
+  // ICE-TCP §7.2: the connection the check came on is the pair's.
+  bindConnection(ctx, t, pair);
   if (!known) {
     pair.counters.requestsReceived++;
     pair.counters.responsesSent++;
@@ -294,6 +310,10 @@ function learnPair(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord
       d.stats.dropped.tableFull++;
       return undefined;
     }
+    // ICE-TCP: a connection to our passive candidate comes from one of the peer's active candidates, whose
+    // port (9) was a placeholder (RFC 6544 §4.5): it keeps that candidate's priority and foundation, so
+    // that both sides rank the pair alike (with aggressive nomination they then select the same one).
+    const signalled = t.tcp ? signalledActive(c, from.address) : undefined;
     remote = {
       id: nextId(ctx),
       addedAt: ctx.now,
@@ -301,19 +321,22 @@ function learnPair(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord
         type: 'prflx',
         transport: t.protocol,
         // A foundation of its own: it must not match any signalled candidate's.
-        foundation: randomIceString(ctx, 8),
+        foundation: signalled?.c.foundation ?? randomIceString(ctx, 8),
         component: c.id,
-        priority,
+        priority: signalled?.c.priority ?? priority,
         address: from.address,
         port: from.port,
+        // ICE-TCP §7.2: learned on a connection the peer opened to our passive candidate, it is active.
+        ...(t.tcp ? { tcpType: peerTcpType(t.tcp.tcpType) } : {}),
       },
     };
-    c.remote.push(remote);
+    c.remote = append(c.remote, remote);
     log(ctx, 'check', 'trace', () => `stream ${s.id} component ${c.id}: remote peer-reflexive candidate ${formatAddress(from.address, from.port)}`);
     emit(ctx, { type: 'new-remote-candidate', candidate: { ...remote.c, streamId: s.id } });
   }
-  // The local candidate whose base is this transport: a host or a relayed candidate.
-  const local = c.local.find((l) => l.transportId === t.id && (l.c.type === 'host' || l.c.type === 'relay'));
+  // The local candidate whose base is this transport (a connection's: its base): a host or a relayed candidate.
+  const base = baseIdOf(t);
+  const local = c.local.find((l) => l.transportId === base && (l.c.type === 'host' || l.c.type === 'relay'));
   if (!local) return undefined;
   const pair = newPair(nextId(ctx), s.generation, local, remote, d.controlling);
   const r = addPair(streamSet(ctx), s, pair, remote, local.c.priority, d.controlling, ctx.o.maxPairs);
@@ -372,10 +395,13 @@ export function onResponse(ctx: Ctx, t: TransportRecord, from: TransportAddress,
     return;
   }
   const err = m.cls === 'error' ? getErrorCode(m) : undefined;
+  const symmetric = from.address === tx.to.address && from.port === tx.to.port && t.id === tx.transportId;
   // An error without integrity may be forged by anyone who saw the request: over UDP
   // it is discarded and the check keeps retransmitting. 401 is the exception: it
-  // cannot carry integrity (the peer did not accept ours, RFC 8489 §9.1.3).
-  if (m.cls === 'error' && integrity === 'missing' && err?.code !== 401) {
+  // cannot carry integrity (the peer did not accept ours, RFC 8489 §9.1.3), so it
+  // is believed only from where the request went: from anywhere else it is a
+  // third party's forgery meant to fail the pair.
+  if (m.cls === 'error' && integrity === 'missing' && (err?.code !== 401 || !symmetric)) {
     d.stats.dropped.badIntegrity++;
     return;
   }
@@ -392,7 +418,6 @@ export function onResponse(ctx: Ctx, t: TransportRecord, from: TransportAddress,
   pair.counters.currentRtt = rtt;
   pair.counters.totalRtt += rtt;
   pair.counters.rttSamples++;
-  const symmetric = from.address === tx.to.address && from.port === tx.to.port && t.id === tx.transportId;
   if (tx.kind === 'consent') {
     // RFC 7675 §5.1: only a symmetric success response refreshes consent.
     if (m.cls === 'success' && symmetric) consentResponse(ctx, s, c, pair);
@@ -429,24 +454,26 @@ function succeeded(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord
   const cands = pairCandidates(c, pair);
   if (!cands) return;
   // §7.2.5.3.1: a mapped address we do not know is a local peer-reflexive candidate.
-  let local = findLocal(c, mapped.address, mapped.port);
+  let local = t.tcp ? tcpMappedLocal(c, cands.local, mapped) : findLocal(c, mapped.address, mapped.port);
   if (!local) {
+    const base = d.transports.get(baseIdOf(t)) ?? t;
     local = {
       id: nextId(ctx),
-      transportId: t.id,
+      transportId: base.id,
       c: {
         type: 'prflx',
         transport: t.protocol,
-        foundation: foundationOf(d.foundations, foundationKey('prflx', t.local.address, t.protocol)),
+        foundation: foundationOf(d.foundations, foundationKey('prflx', base.local.address, t.protocol)),
         component: c.id,
         priority: tx.priority,
         address: mapped.address,
         port: mapped.port,
-        base: { ...t.local },
+        base: { ...base.local },
+        ...(cands.local.c.tcpType ? { tcpType: cands.local.c.tcpType } : {}),
         streamId: s.id,
       },
     };
-    c.local.push(local);
+    c.local = append(c.local, local);
     log(ctx, 'check', 'trace', () => `stream ${s.id} component ${c.id}: local peer-reflexive candidate ${formatAddress(mapped.address, mapped.port)}`);
   }
   // §7.2.5.3.2: the valid pair is (the local candidate of the mapped address, the remote the check went to).
@@ -460,6 +487,8 @@ function succeeded(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord
       insertPair(s, valid);
     }
     valid.state = 'succeeded';
+    // ICE-TCP: the valid pair's data goes on the generating pair's connection.
+    if (pair.connId !== undefined) valid.connId = pair.connId;
   }
   pair.validPairId = valid.id;
   authorize(ctx, c, t.id, cands.remote.c.address, cands.remote.c.port);

@@ -10,6 +10,7 @@
 import { canonicalIp, isV6 } from '../transport/address.js';
 import type { Candidate } from './candidate.js';
 import { byPriorityDesc, priorityFor } from './pair.js';
+import { tcpPairable } from './tcp.js';
 import type { Pair, RemoteCand, StreamData } from './state.js';
 
 /** libnice caps connectivity checks at 100; so do we, over the whole checklist set (§6.1.2.5). */
@@ -20,11 +21,17 @@ export function canCheck(s: StreamData): boolean {
   return s.remote !== undefined && !s.restartPending;
 }
 
-/** §6.1.2.2: same component, transport and IP address family; a local srflx/prflx is replaced by its base, so never paired. */
+/**
+ * §6.1.2.2: same component, transport and IP address family; a local
+ * srflx/prflx is replaced by its base, so never paired. TCP by the tcptypes
+ * (RFC 6544 §6.2, lib/core/tcp.ts).
+ */
 export function canPair(local: Candidate, remote: Candidate): boolean {
   if (local.component !== remote.component) return false;
   if (local.transport !== remote.transport) return false;
   if (local.type === 'srflx' || local.type === 'prflx') return false;
+  // RFC 6544 §6.2: active with passive, so with so; a local passive candidate waits for the peer's connection.
+  if (local.transport === 'tcp' && !tcpPairable(local.tcpType, remote.tcpType)) return false;
   if (isV6(local.address) !== isV6(remote.address)) return false;
   // RFC 8445 §6.1.2.2: link-local IPv6 only pairs with link-local.
   if (isV6(local.address) && isLinkLocal(local.address) !== isLinkLocal(remote.address)) return false;
@@ -53,6 +60,11 @@ export function pairByKey(s: StreamData, key: string): Pair | undefined {
 
 /** Inserts in priority order. */
 export function insertPair(s: StreamData, pair: Pair): void {
+  // The first pair gets an array of its own size (see append, lib/core/context.ts).
+  if (s.pairs.length === 0) {
+    s.pairs = [pair];
+    return;
+  }
   let i = s.pairs.length;
   while (i > 0 && s.pairs[i - 1]!.priority < pair.priority) i--;
   s.pairs.splice(i, 0, pair);

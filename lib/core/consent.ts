@@ -65,7 +65,36 @@ export function startConsent(ctx: Ctx, c: ComponentData, pairId: number): void {
   c.consent = { pairId, nextAt: ctx.now + nextDelay(ctx), lastResponseAt: ctx.now };
 }
 
-/** A consent request, keepalive indication or keepalive conncheck is due (c.consent.nextAt passed). */
+/** Whether the component's send pair is judged on responses (or, lite, on the peer's requests) at all. */
+function judged(ctx: Ctx): { requests: boolean; lite: boolean; expect: boolean } {
+  const o = ctx.o;
+  // A lite agent sends nothing: the peer's requests are what it judges (lib/core/check.ts liteRequest).
+  const lite = !ctx.role.sendsChecks;
+  const requests = !lite && (o.consentFreshness || o.keepaliveConncheck);
+  return { requests, lite, expect: requests || (lite && o.consentFreshness) };
+}
+
+/**
+ * When the consent machinery must next run: the next request (or keepalive)
+ * or, whichever comes first, the moment the silence reaches
+ * `disconnectedTimeout` (if the component is not disconnected yet) or
+ * `consentTimeout`. A deadline wake-up judges; it sends nothing of its own, so
+ * the requests keep their randomised RFC 7675 rhythm.
+ */
+export function consentDue(ctx: Ctx, c: ComponentData): number {
+  const consent = c.consent;
+  if (!consent) return Infinity;
+  const { expect, lite } = judged(ctx);
+  // A lite agent sends nothing of its own (§2.5): only the silence deadlines wake it.
+  let at = lite ? Infinity : consent.nextAt;
+  if (expect) {
+    if (c.state !== 'disconnected') at = Math.min(at, consent.lastResponseAt + ctx.o.disconnectedTimeout);
+    if (ctx.o.consentFreshness) at = Math.min(at, consent.lastResponseAt + ctx.o.consentTimeout);
+  }
+  return at;
+}
+
+/** Consent (or keepalive) work is due: judge the silence, and send the next request when its time has come. */
 export function consentTick(ctx: Ctx, s: StreamData, c: ComponentData): void {
   const consent = c.consent!;
   const o = ctx.o;
@@ -75,11 +104,9 @@ export function consentTick(ctx: Ctx, s: StreamData, c: ComponentData): void {
     c.consent = undefined;
     return;
   }
-  // A lite agent sends nothing: the peer's requests are what it judges (lib/core/check.ts liteRequest).
-  const lite = !ctx.role.sendsChecks;
-  const requests = !lite && (o.consentFreshness || o.keepaliveConncheck);
+  const { requests, lite, expect } = judged(ctx);
   const verdict = liveness(ctx.now, consent.lastResponseAt, {
-    expectResponses: requests || (lite && o.consentFreshness),
+    expectResponses: expect,
     consentFreshness: o.consentFreshness,
     disconnectedTimeout: o.disconnectedTimeout,
     consentTimeout: o.consentTimeout,
@@ -91,22 +118,16 @@ export function consentTick(ctx: Ctx, s: StreamData, c: ComponentData): void {
   if (verdict === 'disconnected' && (c.state === 'ready' || c.state === 'connected')) {
     setState(ctx, s, c, 'disconnected', `no response for ${Math.round(ctx.now - consent.lastResponseAt)} ms`);
   }
+  if (lite || ctx.now < consent.nextAt) return;
+  consent.nextAt = ctx.now + nextDelay(ctx);
   if (requests) sendCheck(ctx, s, c, pair, 'consent');
   else if (!lite) {
-    transmitVia(ctx, cands.local.transportId, { address: cands.remote.c.address, port: cands.remote.c.port },
+    // On ICE-TCP the pair's connection carries it (RFC 6544 §7.1).
+    transmitVia(ctx, pair.connId ?? cands.local.transportId, { address: cands.remote.c.address, port: cands.remote.c.port },
       encodeBindingIndication(ctx.env.randomBytes(12)));
     ctx.d.stats.keepalivesSent++;
     log(ctx, 'consent', 'trace', `stream ${s.id} component ${c.id}: keepalive indication (§11)`);
   }
-  // Wake up in time to notice the deadlines even between requests.
-  let next = nextDelay(ctx);
-  if (requests || lite) {
-    const silent = ctx.now - consent.lastResponseAt;
-    for (const limit of o.consentFreshness ? [o.disconnectedTimeout, o.consentTimeout] : [o.disconnectedTimeout]) {
-      if (limit - silent > 0) next = Math.min(next, limit - silent);
-    }
-  }
-  consent.nextAt = ctx.now + next;
 }
 
 export function consentResponse(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair): void {
@@ -116,8 +137,8 @@ export function consentResponse(ctx: Ctx, s: StreamData, c: ComponentData, pair:
 }
 
 /** RFC 7675 §5.1: consent expired; nothing more is sent on the pair, and only an ICE restart revives the component. */
-export function consentLost(ctx: Ctx, s: StreamData, c: ComponentData): void {
-  log(ctx, 'consent', 'warn', `stream ${s.id} component ${c.id}: consent lost (no response for ${ctx.o.consentTimeout} ms, RFC 7675)`);
+export function consentLost(ctx: Ctx, s: StreamData, c: ComponentData, why = `no response for ${ctx.o.consentTimeout} ms, RFC 7675`): void {
+  log(ctx, 'consent', 'warn', `stream ${s.id} component ${c.id}: consent lost (${why})`);
   ctx.d.stats.consentLost++;
   c.consent = undefined;
   c.sendPairId = undefined;

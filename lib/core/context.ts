@@ -40,9 +40,15 @@ export type CoreEvent =
   | { type: 'server-error'; streamId: number; componentId: number; error: ServerError }
   /** Open a TCP (or TLS) connection to a TURN server for transport `transportId`; answer with linkOpened/linkFailed. */
   | { type: 'open-link'; transportId: number; remote: TransportAddress; localAddress: string | undefined; tls: boolean; servername: string | undefined; ca: string | Buffer | Array<string | Buffer> | undefined; rejectUnauthorized: boolean | undefined }
+  /**
+   * ICE-TCP (RFC 6544 §7.1): open a TCP connection from `localAddress` to
+   * `remote` for transport `transportId` (a pair's check needs it), framed
+   * with RFC 4571; answer with tcpOpened, or transportClosed if it fails.
+   */
+  | { type: 'open-tcp'; transportId: number; localAddress: string; remote: TransportAddress }
   /** A remote address passed authentication on a transport (a shared socket learns its route from this). */
   | { type: 'source-authorized'; transportId: number; address: string; port: number }
-  /** The core no longer needs this transport (a link whose allocation is gone). */
+  /** The core no longer needs this transport (a link whose allocation is gone, an ICE-TCP connection it let go). */
   | { type: 'close-transport'; transportId: number };
 
 export interface Ctx {
@@ -55,6 +61,19 @@ export interface Ctx {
   readonly events: CoreEvent[];
   /** Retransmission waits of a connectivity check (RFC 8489 §6.2.1 with the agent's timeouts). */
   readonly waits: readonly number[];
+}
+
+/**
+ * `list` with `x` at its end. The first element gets an array of its own
+ * size: a push into an empty array makes room for 17 (V8's growth step),
+ * which a session with one candidate and one pair never fills (about 130
+ * bytes per list, per session). Safe for a loop over `list`: an empty one
+ * has nothing left to visit.
+ */
+export function append<T>(list: T[], x: T): T[] {
+  if (list.length === 0) return [x];
+  list.push(x);
+  return list;
 }
 
 export function nextId(ctx: Ctx): number {

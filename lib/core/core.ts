@@ -13,6 +13,7 @@
  * from the network can make it throw. API misuse throws typed errors before
  * any state changes.
  */
+import { LazyMap } from './lazy.js';
 import { addressKey, type TransportAddress } from '../transport/address.js';
 import type { ResolvedOptions } from '../options.js';
 import { InvalidArgumentError, InvalidStateError, UnknownStreamError } from '../errors.js';
@@ -24,7 +25,7 @@ import { pairKey } from './pair.js';
 import { type CoreEnv, type CoreEvent, type Ctx, publicCandidate, remoteById, setState, streamSet } from './context.js';
 import { createRole, type Role } from './nomination.js';
 import { checkTimeout, onRequest, onResponse, sendCheck } from './check.js';
-import { consentTick } from './consent.js';
+import { consentDue, consentTick } from './consent.js';
 import { addHostTransport, srflxResponse, srflxTimeout, startServers, type ServerPlan } from './gathering.js';
 import {
   allocationTimeout, closeAllocation, freeUnused, linkLost, relayReceive, serverAt, startAllocation, transmitVia,
@@ -35,6 +36,10 @@ import { newComponent, type ComponentData, type ComponentState, type CoreData, t
 import { retransmitWaits } from '../stun/transaction.js';
 import { statsReport, type StreamStats } from './report.js';
 import { exportSession, importSession, type SessionSnapshot } from './session.js';
+import {
+  addTcpHost, baseIdOf, closeConnection, closeUnusedConnections, tcpAccepted, tcpClosed, tcpNextTimeout, tcpOpened, tcpTimeout,
+  type TcpDrop,
+} from './tcp.js';
 
 export type { CoreEnv, CoreEvent, ServerPlan };
 
@@ -104,9 +109,9 @@ export class IceCore implements Ctx {
       nextId: 1,
       streams: new Map(),
       transports: new Map(),
-      checks: new Map(),
-      srflx: new Map(),
-      allocations: new Map(),
+      checks: new LazyMap(),
+      srflx: new LazyMap(),
+      allocations: new LazyMap(),
       foundations: new Map(),
       nextCheckAt: 0,
       pacerIdle: true,
@@ -171,7 +176,8 @@ export class IceCore implements Ctx {
     const hosts: number[] = [];
     for (const t of [...this.d.transports.values()]) {
       if (t.streamId !== id || t.kind === 'link') continue;
-      if (t.kind === 'host') hosts.push(t.id);
+      // Host sockets, ICE-TCP listeners and connections: the shell's to close.
+      if (t.kind !== 'relay') hosts.push(t.id);
       this.d.transports.delete(t.id);
     }
     return hosts;
@@ -232,6 +238,38 @@ export class IceCore implements Ctx {
     startServers(this, s, plan);
   }
 
+  /**
+   * ICE-TCP host candidates on `address` (lib/core/tcp.ts): active, and
+   * passive on `listener` if the shell could listen. Returns the bases'
+   * transport ids (the passive one is the listener's).
+   */
+  addTcpHost(streamId: number, componentId: number, address: string, listener: TransportAddress | undefined, rank: number, now: number): { active: number | undefined; passive: number | undefined } {
+    const s = this.stream(streamId);
+    const c = this.component(streamId, componentId);
+    this.now = now;
+    return addTcpHost(this, s, c, address, listener, rank);
+  }
+
+  /** A connection was accepted on the passive base `baseId`: its transport id, or undefined (close it). */
+  tcpAccepted(baseId: number, remote: TransportAddress, local: TransportAddress, now: number): number | undefined {
+    this.now = now;
+    this.dirty = true;
+    return tcpAccepted(this, baseId, remote, local);
+  }
+
+  /** The ICE-TCP connection the core asked for (an `open-tcp` event) is open. */
+  tcpOpened(transportId: number, local: TransportAddress, now: number): void {
+    this.now = now;
+    tcpOpened(this, transportId, local);
+  }
+
+  /** The shell closed an ICE-TCP connection for what the peer sent (a frame over the limit): counted. */
+  tcpDropped(transportId: number, drop: TcpDrop, reason: string, now: number): void {
+    this.now = now;
+    const t = this.d.transports.get(transportId);
+    if (t?.kind === 'tcp-conn') closeConnection(this, t, reason, drop);
+  }
+
   /** The TCP/TLS link the core asked for (an `open-link` event) is up. */
   linkOpened(transportId: number, local: TransportAddress, now: number): void {
     this.now = now;
@@ -245,6 +283,7 @@ export class IceCore implements Ctx {
   /** A link could not be opened, or a transport closed under us (a TCP connection ended). */
   transportClosed(transportId: number, reason: string, now: number): void {
     this.now = now;
+    if (tcpClosed(this, transportId, reason)) return;
     const t = this.d.transports.get(transportId);
     const rec = t?.allocationId !== undefined ? this.d.allocations.get(t.allocationId) : undefined;
     if (t?.kind === 'link' && rec) linkLost(this, rec, reason);
@@ -261,8 +300,8 @@ export class IceCore implements Ctx {
     this.now = now;
     const out: RemoteResult = { added: 0, skipped: [] };
     for (const cand of parsed) {
-      if (!usableRemote(cand)) {
-        out.skipped.push({ candidate: cand, reason: unusableReason(cand) });
+      if (!usableRemote(cand, this.o)) {
+        out.skipped.push({ candidate: cand, reason: unusableReason(cand, this.o) });
         continue;
       }
       if (addRemote(this, s, s.components.get(cand.component)!, cand)) out.added++;
@@ -284,7 +323,8 @@ export class IceCore implements Ctx {
     if (!local || !remote) return false;
     // Through a relay, a send may start a permission: deadlines may change.
     if (this.d.transports.get(local.transportId)?.kind === 'relay') this.dirty = true;
-    const ok = transmitVia(this, local.transportId, remote.c, data);
+    // ICE-TCP: the pair's connection.
+    const ok = transmitVia(this, pair.connId ?? local.transportId, remote.c, data);
     if (ok) {
       this.d.stats.dataPacketsSent++;
       this.d.stats.dataBytesSent += data.length;
@@ -301,25 +341,45 @@ export class IceCore implements Ctx {
     const st = this.d.stats;
     st.packetsReceived++;
     st.bytesReceived += data.length;
-    if (!t || (this.d.closing && t.servers.length === 0 && t.kind !== 'link')) return;
+    if (!t || (this.d.closing && t.servers.length === 0 && t.kind !== 'link')) {
+      st.dropped.closed++;
+      return;
+    }
     this.now = now;
     if (t.kind === 'link' || t.servers.length > 0) {
       this.dirty = true;
       const rec = t.kind === 'link' ? this.d.allocations.get(t.allocationId!) : serverAt(this, t, from);
       if (t.kind !== 'link' && data.length >= 20 && data[0]! < 4 && isStunFrame(data)) {
         const m = decodeStun(data);
-        if (m && srflxResponse(this, t, from, m)) return;
+        if (m && srflxResponse(this, t, from, m)) {
+          st.serverPacketsReceived++;
+          return;
+        }
       }
       if (rec) {
+        // One counter per datagram: what the server relays counts where its content ends (#inbound).
         const inner = relayReceive(this, rec, data);
         const relay = inner && rec.relayId !== undefined ? this.d.transports.get(rec.relayId) : undefined;
-        if (inner && relay && !this.d.closing) this.#inbound(relay, inner.peer, inner.data);
+        if (!inner) st.serverPacketsReceived++;
+        else if (relay && !this.d.closing) this.#inbound(relay, inner.peer, inner.data);
+        else st.dropped.closed++;
         return;
       }
-      if (t.kind === 'link') return;
+      if (t.kind === 'link') {
+        st.dropped.closed++;
+        return;
+      }
     }
-    if (this.d.closing) return;
+    if (this.d.closing) {
+      st.dropped.closed++;
+      return;
+    }
     this.#inbound(t, from, data);
+    // ICE-TCP: an accepted connection whose first frame did not authenticate it is not ICE (lib/core/tcp.ts).
+    if (t.tcp?.incoming && !t.tcp.authenticated && this.d.transports.get(t.id) === t) {
+      this.dirty = true;
+      closeConnection(this, t, 'its first frame was not an authenticated check', 'tcpUnauthenticated');
+    }
   }
 
   /**
@@ -350,7 +410,10 @@ export class IceCore implements Ctx {
     }
     const s = this.d.streams.get(t.streamId);
     const c = s?.components.get(t.componentId);
-    if (!c) return;
+    if (!c) {
+      st.dropped.closed++;
+      return;
+    }
     if (from.port !== c.lastSrcPort || from.address !== c.lastSrcAddress) {
       if (!c.authorized.has(addressKey(from.address, from.port))) {
         if (fingerprint === 'bad') st.dropped.badFingerprint++;
@@ -362,7 +425,7 @@ export class IceCore implements Ctx {
       c.lastSrcPort = from.port;
       // A new source: what came from the previous one goes to its pair, the count starts for this one's.
       flushTraffic(s!, c.rx, 'received');
-      const p = pairByKey(s!, pairKey(t.id, from.address, from.port));
+      const p = pairByKey(s!, pairKey(baseIdOf(t), from.address, from.port));
       c.rx.pairId = p ? (p.validPairId ?? p.id) : undefined;
     }
     if (!this.env.deliver(t.streamId, t.componentId, data, from)) {
@@ -382,16 +445,22 @@ export class IceCore implements Ctx {
   handleTimeout(now: number): void {
     this.now = now;
     const d = this.d;
-    for (const rec of [...d.allocations.values()]) if (rec.machine.nextTimeout() <= now) allocationTimeout(this, rec);
+    // Copies, as a timeout may add or remove entries; none for the (usual) empty tables.
+    if (d.allocations.size > 0) for (const rec of [...d.allocations.values()]) if (rec.machine.nextTimeout() <= now) allocationTimeout(this, rec);
     if (d.closing) return;
-    for (const tx of [...d.checks.values()]) if (tx.nextAt <= now && d.checks.get(tx.key) === tx) checkTimeout(this, tx);
-    for (const tx of [...d.srflx.values()]) if (tx.nextAt <= now && d.srflx.get(tx.key) === tx) srflxTimeout(this, tx);
-    for (const s of [...d.streams.values()]) {
-      if (s.freeAt !== undefined && s.freeAt <= now) freeUnused(this, s);
+    if (d.checks.size > 0) for (const tx of [...d.checks.values()]) if (tx.nextAt <= now && d.checks.get(tx.key) === tx) checkTimeout(this, tx);
+    if (d.srflx.size > 0) for (const tx of [...d.srflx.values()]) if (tx.nextAt <= now && d.srflx.get(tx.key) === tx) srflxTimeout(this, tx);
+    tcpTimeout(this);
+    // Live iteration: a Map iterator survives deletions, and no timeout adds a stream.
+    for (const s of d.streams.values()) {
+      if (s.freeAt !== undefined && s.freeAt <= now) {
+        freeUnused(this, s);
+        closeUnusedConnections(this, s);
+      }
       for (const c of s.components.values()) {
         if (c.nominationAt !== undefined && c.nominationAt <= now) runNomination(this, s, c);
         if (c.trickleAt !== undefined && c.trickleAt <= now) fail(this, s, c, `nothing left to check and no new remote candidate for ${this.o.trickleTimeout} ms (trickle)`);
-        if (c.consent && c.consent.nextAt <= now) consentTick(this, s, c);
+        if (c.consent && consentDue(this, c) <= now) consentTick(this, s, c);
       }
     }
     if (!d.pacerIdle && now >= d.nextCheckAt) this.#pace();
@@ -410,11 +479,11 @@ export class IceCore implements Ctx {
       for (const c of s.components.values()) {
         if (c.nominationAt !== undefined) t = Math.min(t, c.nominationAt);
         if (c.trickleAt !== undefined) t = Math.min(t, c.trickleAt);
-        if (c.consent) t = Math.min(t, c.consent.nextAt);
+        if (c.consent) t = Math.min(t, consentDue(this, c));
       }
     }
     if (!d.pacerIdle) t = Math.min(t, d.nextCheckAt);
-    return t;
+    return Math.min(t, tcpNextTimeout(this));
   }
 
   /**

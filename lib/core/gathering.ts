@@ -16,13 +16,14 @@ import {
 } from '../stun/message.js';
 import { type Candidate, computePriority, foundationKey, foundationOf, hostLocalPreference, localPreferenceOf } from './candidate.js';
 import { addPair, canPair } from './checklist.js';
-import { type Ctx, emit, log, nextId, publicCandidate, streamSet } from './context.js';
+import { append, type Ctx, emit, log, nextId, publicCandidate, streamSet } from './context.js';
 import { describePair } from './pair.js';
 import { formatAddress } from '../transport/address.js';
 import { newPair } from './pair.js';
 import { permitFor, startAllocation } from './relay.js';
 import { evaluate, pairsAdded } from './selection.js';
 import type { ComponentData, LocalCand, RemoteCand, SrflxTx, StreamData, TransportRecord } from './state.js';
+import { addTcpSrflx } from './tcp.js';
 
 export interface StunServerPlan {
   url: string;
@@ -82,7 +83,7 @@ export function addHostTransport(ctx: Ctx, s: StreamData, c: ComponentData, loca
 /** Announces a local candidate and pairs it with the remote candidates known so far (trickle). */
 export function addLocalCandidate(ctx: Ctx, s: StreamData, c: ComponentData, transportId: number, cand: Candidate): LocalCand {
   const l: LocalCand = { id: nextId(ctx), transportId, c: cand };
-  c.local.push(l);
+  c.local = append(c.local, l);
   log(ctx, 'gather', 'debug', () => `stream ${s.id} component ${c.id}: local candidate ${cand.type} ${formatAddress(cand.address, cand.port)} priority ${cand.priority}`);
   emit(ctx, { type: 'new-candidate', candidate: publicCandidate(s, l) });
   for (const r of c.remote) formPair(ctx, s, c, l, r);
@@ -273,6 +274,8 @@ function addSrflx(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord,
     relatedPort: t.local.port,
     streamId: s.id,
   });
+  // ICE-TCP: a passive srflx candidate from the same mapping, where the NAT keeps ports (lib/core/tcp.ts).
+  addTcpSrflx(ctx, s, c, t, mapped, tx.server.address);
 }
 
 export function srflxTimeout(ctx: Ctx, tx: SrflxTx): void {

@@ -51,8 +51,9 @@ export function relayed(p: Pair): boolean {
  * - `waitMs` passed since the first valid pair — and, when the best valid
  *   pair is relayed, every direct pair of higher priority still pending has
  *   been sent at least 3 times (its first two retransmissions), at most
- *   3 × `waitMs`: a direct path that lost a check or two to a lossy link is
- *   still preferred to the relay.
+ *   3 × `waitMs`; and while the peer's checks come in on such a pair (the
+ *   path works at least one way), up to 5 × `waitMs`: a direct path that
+ *   loses checks to a lossy link is still preferred to the relay.
  */
 export class RegularControlling implements Role {
   readonly controlling = true;
@@ -78,11 +79,15 @@ export class RegularControlling implements Role {
     if (!betterPending || (direct && (hostHost || valid.length >= 2))) return { nominate: best };
     if (direct && msSinceFirstValid >= this.waitMs) return { nominate: best };
     if (!direct) {
-      const young = checklist.some((p) => p.priority > best.priority && !relayed(p) && p.counters.requestsSent < 3 &&
-        (p.state === 'waiting' || p.state === 'in-progress' || p.state === 'frozen'));
-      if (msSinceFirstValid >= 3 * this.waitMs || (msSinceFirstValid >= this.waitMs && !young)) return { nominate: best };
+      const pending = (p: Pair) => p.priority > best.priority && !relayed(p) &&
+        (p.state === 'waiting' || p.state === 'in-progress' || p.state === 'frozen');
+      // A direct pair the peer's checks came in on works at least one way: worth waiting for longer.
+      const answered = checklist.some((p) => pending(p) && p.counters.requestsReceived > 0);
+      const young = checklist.some((p) => pending(p) && p.counters.requestsSent < 3);
+      const cap = (answered ? 5 : 3) * this.waitMs;
+      if (msSinceFirstValid >= cap || (msSinceFirstValid >= this.waitMs && !young && !answered)) return { nominate: best };
       // Retransmissions come at their own times: look again a little later.
-      return { recheckInMs: msSinceFirstValid < this.waitMs ? this.waitMs - msSinceFirstValid : Math.min(100, 3 * this.waitMs - msSinceFirstValid) };
+      return { recheckInMs: msSinceFirstValid < this.waitMs ? this.waitMs - msSinceFirstValid : Math.min(100, cap - msSinceFirstValid) };
     }
     return { recheckInMs: this.waitMs - msSinceFirstValid };
   }

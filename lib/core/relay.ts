@@ -15,12 +15,16 @@ import { pairById, removePair, validPairs } from './checklist.js';
 import { type Ctx, emit, log, nextId, setState, withAllocation } from './context.js';
 import { addLocalCandidate, jobDone } from './gathering.js';
 import { evaluate, runNomination, updateSelection } from './selection.js';
+import { queueFrame } from './tcp.js';
 import type { AllocationRecord, LocalCand, RemoteCand, StreamData, TransportRecord } from './state.js';
 
 /** Sends on a transport: a host socket or link directly, a relayed transport through its TURN server. */
 export function transmitVia(ctx: Ctx, transportId: number, to: TransportAddress, bytes: Uint8Array): boolean {
   const t = ctx.d.transports.get(transportId);
   if (!t) return false;
+  if (t.kind === 'tcp-conn' && t.tcp!.state === 'connecting') return queueFrame(t, bytes);
+  // An ICE-TCP base has no socket to send on: its pairs' connections do (lib/core/tcp.ts).
+  if (t.kind === 'tcp-base') return false;
   if (t.kind !== 'relay') return ctx.env.transmit(transportId, to, bytes);
   const rec = ctx.d.allocations.get(t.allocationId!);
   if (!rec || rec.machine.state !== 'allocated') return false;

@@ -6,11 +6,12 @@
  */
 import type { Candidate } from './candidate.js';
 import { resort } from './checklist.js';
-import { type Ctx, findRemote, localById, log, randomIceString, resetAuthorization } from './context.js';
+import { append, type Ctx, findRemote, localById, log, randomIceString, resetAuthorization } from './context.js';
 import { cancelTx } from './check.js';
 import { formPair } from './gathering.js';
 import { priorityFor } from './pair.js';
 import { evaluate, pairsAdded } from './selection.js';
+import { sweepConnections } from './tcp.js';
 import type { ComponentData, Credentials, RemoteCand, StreamData } from './state.js';
 
 /** RFC 8445 §5.3: 8 and 24 ice-chars give 48 and 144 bits of randomness (at least 24 and 128 are required). */
@@ -46,7 +47,7 @@ export function addRemote(ctx: Ctx, s: StreamData, c: ComponentData, cand: Candi
     return false;
   }
   const r: RemoteCand = { id: ctx.d.nextId++, c: cand, addedAt: ctx.now };
-  c.remote.push(r);
+  c.remote = append(c.remote, r);
   ctx.d.revision++;
   s.lastRemoteCandidateAt = ctx.now;
   for (const l of c.local) formPair(ctx, s, c, l, r);
@@ -122,10 +123,14 @@ export function restartGeneration(ctx: Ctx, s: StreamData, keep: (r: RemoteCand)
     c.firstValidAt = undefined;
     c.nominationAt = undefined;
     c.trickleAt = undefined;
+    c.tcpWaitAt = undefined;
+    c.tcpWaitDone = false;
     if (c.consentLost) {
       // A restart is how consent is obtained again (RFC 7675 §5.1).
       c.consentLost = false;
       resetAuthorization(c);
     }
   }
+  // ICE-TCP: the connections of the pairs dropped close (the one in use stays).
+  sweepConnections(ctx, s);
 }

@@ -22,6 +22,8 @@ export interface CandidateStats {
   foundation: string;
   relatedAddress?: string;
   relatedPort?: number;
+  /** ICE-TCP candidates: `active`, `passive` or `so` (RFC 6544). */
+  tcpType?: string;
   /** The STUN/TURN server a server-reflexive or relayed candidate came from. */
   url?: string;
 }
@@ -76,6 +78,7 @@ function candidate(id: string, remote: boolean, c: Candidate, url?: string): Can
     candidateType: c.type, priority: c.priority, foundation: c.foundation,
     ...(c.relatedAddress !== undefined ? { relatedAddress: c.relatedAddress } : {}),
     ...(c.relatedPort !== undefined ? { relatedPort: c.relatedPort } : {}),
+    ...(c.tcpType !== undefined ? { tcpType: c.tcpType } : {}),
     ...(url !== undefined ? { url } : {}),
   };
 }

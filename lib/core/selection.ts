@@ -13,6 +13,7 @@ import { describePair } from './pair.js';
 import { cancelTx, sendCheck } from './check.js';
 import { startConsent } from './consent.js';
 import { bindChannelFor } from './relay.js';
+import { releaseConnection, tcpAwaiting } from './tcp.js';
 import type { ComponentData, Pair, StreamData, TrafficCounter } from './state.js';
 
 /** §8.1.2: a component of the current generation has its selected pair; its other checks stop. */
@@ -51,6 +52,8 @@ export function pairFailed(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair
     ctx.d.checks.delete(pair.txKey);
     pair.txKey = undefined;
   }
+  // ICE-TCP: a failed pair's connection is not needed any more.
+  releaseConnection(ctx, s, pair);
   // A nomination check on a valid pair that went unanswered: the valid pair it produced is not usable any more.
   const valid = pairById(s, pair.validPairId);
   for (const p of valid && valid !== pair ? [pair, valid] : [pair]) {
@@ -202,6 +205,8 @@ export function evaluate(ctx: Ctx, s: StreamData): void {
     // Nothing to judge before the peer gave candidates or said it has none (with trickle, the timeout runs from its credentials).
     if (!anything && !s.remoteEndOfCandidates && !(ctx.o.iceTrickle && canCheck(s))) continue;
     if (!exhausted(s, c.id)) continue;
+    // ICE-TCP: the peer may still connect to our passive candidate (RFC 6544 §6.2).
+    if (tcpAwaiting(ctx, s, c)) continue;
     if (remoteDone) fail(ctx, s, c, s.pairs.some((p) => p.component === c.id) ? 'every candidate pair failed' : 'no candidate pair to check');
     else c.trickleAt = s.lastRemoteCandidateAt + ctx.o.trickleTimeout;
   }

@@ -11,6 +11,7 @@
  * HMAC-SHA256 when the application gives a key (then a snapshot changed by
  * someone without the key is refused as tampered).
  */
+import { LazyMap } from './lazy.js';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { IceError } from '../errors.js';
 import { Allocation } from '../turn/allocation.js';
@@ -144,13 +145,16 @@ export function exportSession(d: CoreData, now: number, key?: string | Buffer): 
       consentLost: c.consentLost, authorized: [...c.authorized], relayServers: structuredClone(c.relayServers),
     })),
     pairs: s.pairs.map((p) => {
-      const { txKey: _tx, priority, counters, ...rest } = p;
+      // An ICE-TCP connection does not survive the process: the pair is exported without it.
+      const { txKey: _tx, connId: _conn, priority, counters, ...rest } = p;
       void _tx;
+      void _conn;
       return { ...rest, priority: priority.toString(), counters: { ...counters } };
     }),
   }));
   const transports = [...d.transports.values()]
-    .filter((t) => t.kind !== 'link')
+    // TCP links to TURN servers and ICE-TCP listeners and connections do not survive a process.
+    .filter((t) => t.kind === 'host' || t.kind === 'relay')
     .map((t) => ({
       id: t.id, kind: t.kind, protocol: t.protocol, streamId: t.streamId, componentId: t.componentId, local: { ...t.local }, rank: t.rank,
       ...(t.allocationId !== undefined ? { allocationId: t.allocationId } : {}),
@@ -228,7 +232,7 @@ export function importSession(snap: SessionSnapshot, now: number): Omit<CoreData
   }
   const transports = new Map<number, TransportRecord>();
   for (const t of snap.transports) transports.set(t.id, { ...t, local: { ...t.local }, allocationId: t.allocationId, servers: [] });
-  const allocations = new Map<number, AllocationRecord>();
+  const allocations = new LazyMap<number, AllocationRecord>();
   for (const a of snap.allocations) {
     const machine = Allocation.restore({
       url: a.url, server: { ...a.server }, transport: 'udp', username: a.username, password: a.password, timeoutMs: a.timeoutMs,
@@ -238,7 +242,7 @@ export function importSession(snap: SessionSnapshot, now: number): Omit<CoreData
   }
   return {
     controlling: snap.controlling, tieBreaker: BigInt(snap.tieBreaker), nextStreamId: snap.nextStreamId, nextId: snap.nextId,
-    streams, transports, checks: new Map(), srflx: new Map(), allocations, foundations: new Map(snap.foundations),
+    streams, transports, checks: new LazyMap(), srflx: new LazyMap(), allocations, foundations: new Map(snap.foundations),
     nextCheckAt: now, pacerIdle: false, rr: 0, burstWindowAt: -Infinity, burstCount: 0, revision: 0,
   };
 }

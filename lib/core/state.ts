@@ -1,12 +1,13 @@
 /**
  * The core's state, as plain data: numbers, strings, booleans, Buffers,
- * arrays and Maps of plain objects. No closures, no timers, no object links
+ * arrays and Maps (some lazy: lib/core/lazy.ts) of plain objects. No closures, no timers, no object links
  * between entities (a pair names its candidates by id, a component names its
  * selected pair by id), so that the whole state can be copied, inspected and
  * later exported. Every deadline is a field (`...At`, ms on the shell's clock);
  * the core's `nextTimeout()` is the earliest of them.
  */
-import type { Candidate } from './candidate.js';
+import type { LazyMap } from './lazy.js';
+import type { Candidate, TcpType } from './candidate.js';
 import type { TransportAddress } from '../transport/address.js';
 import type { Allocation } from '../turn/allocation.js';
 import type { AgentStats } from '../stats.js';
@@ -86,6 +87,12 @@ export interface Pair {
   validPairId: number | undefined;
   /** The transaction of the latest check on this pair. */
   txKey: string | undefined;
+  /**
+   * ICE-TCP: the connection (a `tcp-conn` transport) this pair's checks and
+   * data go on, one per pair (RFC 6544 §7.1); undefined for UDP, and until a
+   * TCP pair's first check opens one or an accepted connection is bound to it.
+   */
+  connId?: number | undefined;
   counters: PairCounters;
 }
 
@@ -112,6 +119,13 @@ export interface ComponentData {
   nominationAt: number | undefined;
   /** Trickle: fail at this time if still nothing to try. */
   trickleAt: number | undefined;
+  /**
+   * ICE-TCP: with nothing left to check but a local passive candidate and a
+   * remote active one, the peer may still connect to us (RFC 6544 §6.2): fail
+   * only at this time (lib/core/tcp.ts tcpAwaiting). `tcpWaitDone` once it passed.
+   */
+  tcpWaitAt: number | undefined;
+  tcpWaitDone: boolean;
   consent: ConsentState | undefined;
   /** RFC 7675: consent was lost; nothing revives the component but an ICE restart. */
   consentLost: boolean;
@@ -179,9 +193,41 @@ export interface TurnServerConfig {
   rejectUnauthorized?: boolean;
 }
 
-export type TransportKind = 'host' | 'relay' | 'link';
+export type TransportKind = 'host' | 'relay' | 'link' | 'tcp-base' | 'tcp-conn';
 
-/** A transport the core sends on: a host UDP socket, a TURN allocation (relayed), or a TCP/TLS link to a TURN server. */
+/**
+ * ICE-TCP (RFC 6544, lib/core/tcp.ts): what a `tcp-base` (the base of TCP
+ * host candidates: a passive candidate's listening socket, or an active
+ * candidate, which has none) or a `tcp-conn` (one connection, opened by us
+ * for a pair or accepted on a passive base) is.
+ */
+export interface TcpInfo {
+  /** The tcptype of the candidates this transport serves (a connection: its base's). */
+  tcpType: TcpType;
+  /** A connection: the base it belongs to (pairs are keyed by it). A base: itself. */
+  baseId: number;
+  /** A connection's far end. */
+  remote: TransportAddress | undefined;
+  /** `connecting`: asked of the shell (`open-tcp`), not open yet. */
+  state: 'connecting' | 'open';
+  /** Accepted on a passive base's listener, not opened by us. */
+  incoming: boolean;
+  /** Ours, or a Binding request on it passed MESSAGE-INTEGRITY. */
+  authenticated: boolean;
+  /** Closed at this time unless a pair is bound to it first (incoming connections). */
+  idleAt: number | undefined;
+  /** Frames written while connecting, sent once it opens (bounded). */
+  queue: Buffer[];
+  /** The pair it carries. */
+  pairId: number | undefined;
+  /** When it was accepted or asked for: a flood closes the oldest unauthenticated one first. */
+  openedAt: number;
+}
+
+/**
+ * A transport the core sends on: a host UDP socket, a TURN allocation
+ * (relayed), a TCP/TLS link to a TURN server, or ICE-TCP's bases and connections.
+ */
 export interface TransportRecord {
   id: number;
   kind: TransportKind;
@@ -198,6 +244,8 @@ export interface TransportRecord {
    * them are routed to gathering or to the allocation before the ICE demux.
    */
   servers: Array<{ address: string; port: number; allocationId: number | undefined }>;
+  /** ICE-TCP bases and connections only. */
+  tcp?: TcpInfo;
 }
 
 /** A server-reflexive gathering transaction (RFC 8445 §5.1.1.2: a Binding request to a STUN server). */
@@ -252,6 +300,8 @@ export interface CheckTx {
   nextAt: number;
   /** §7.3.1.4: cancelled — no retransmission, no failure on timeout, but a response is still taken. */
   cancelled: boolean;
+  /** Sent on a TCP connection: one transmission, one wait (RFC 6544 §7.1). */
+  reliable: boolean;
 }
 
 export interface CoreData {
@@ -261,9 +311,10 @@ export interface CoreData {
   nextId: number;
   streams: Map<number, StreamData>;
   transports: Map<number, TransportRecord>;
-  checks: Map<string, CheckTx>;
-  srflx: Map<string, SrflxTx>;
-  allocations: Map<number, AllocationRecord>;
+  // Lazy: empty for most agents (a lite agent sends no checks and asks no server).
+  checks: LazyMap<string, CheckTx>;
+  srflx: LazyMap<string, SrflxTx>;
+  allocations: LazyMap<number, AllocationRecord>;
   foundations: Map<string, string>;
   /** The pacer (Ta, §6.1.4.2): next time an ordinary check may go, and the stream to start with. */
   nextCheckAt: number;
@@ -289,7 +340,7 @@ export function newCounters(): PairCounters {
 export function newComponent(id: number): ComponentData {
   return {
     id, state: 'disconnected', local: [], remote: [], retired: [], selectedPairId: undefined, sendPairId: undefined,
-    firstValidAt: undefined, nominationAt: undefined, trickleAt: undefined, consent: undefined, consentLost: false, lastNomination: 0,
+    firstValidAt: undefined, nominationAt: undefined, trickleAt: undefined, tcpWaitAt: undefined, tcpWaitDone: false, consent: undefined, consentLost: false, lastNomination: 0,
     authorized: new Set(), lastSrcAddress: '', lastSrcPort: -1, relayServers: [],
     tx: { pairId: undefined, packets: 0, bytes: 0, lastAt: undefined },
     rx: { pairId: undefined, packets: 0, bytes: 0, lastAt: undefined },

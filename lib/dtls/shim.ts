@@ -269,7 +269,10 @@ export class LoopbackLink implements LibraryLink {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#relay?.close();
+    const relay = this.#relay;
     this.#relay = undefined;
+    // node-dtls-client's last datagram (its close_notify) may still sit in the relay's receive
+    // queue: one more turn of the event loop's poll phase hands it on, then the relay goes.
+    if (relay) setImmediate(() => relay.close());
   }
 }

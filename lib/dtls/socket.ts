@@ -21,7 +21,7 @@ import type { ComponentSocket, AddressInfo } from '../socket.js';
 import { InvalidArgumentError, InvalidStateError, type ConnectionError, type IceError } from '../errors.js';
 import { DtlsError, alertCode, type DtlsFailure } from './errors.js';
 import {
-  CONTENT_ALERT, CONTENT_CHANGE_CIPHER_SPEC, DEFAULT_CIPHER_SUITES, HS_CLIENT_HELLO, HS_CLIENT_KEY_EXCHANGE, HS_SERVER_HELLO,
+  CONTENT_ALERT, CONTENT_CHANGE_CIPHER_SPEC, DEFAULT_CIPHER_SUITES, HS_CLIENT_KEY_EXCHANGE, HS_SERVER_HELLO,
   PSK_CIPHER_SUITES, cipherSuiteName, isDtlsRecord, readRecords, type DtlsCipherSuite,
 } from './records.js';
 import { LoopbackLink, MemoryLink, type DtlsLibraryOptions, type DtlsLibrarySocket, type DtlsTransport, type LibraryLink } from './shim.js';
@@ -179,7 +179,6 @@ export class DtlsSocket extends EventEmitter {
   #flight: Buffer[] = [];
   #heardSinceFlight = true;
   #helloAt = 0;
-  #helloCount = 0;
   #serverSpoke = false;
   #serverEncrypted = false;
   /** A plaintext alert from the peer (epoch 0), which names its code exactly. */
@@ -354,7 +353,6 @@ export class DtlsSocket extends EventEmitter {
     this.#flight.push(buf);
     for (const r of readRecords(buf)) {
       if (r.epoch > 0) this.#stage = 'finished';
-      else if (r.handshakeType === HS_CLIENT_HELLO) this.#helloCount++;
       else if (r.handshakeType === HS_CLIENT_KEY_EXCHANGE && this.#stage !== 'finished') this.#stage = 'key-exchange';
     }
     if (this.#rtxTimer === undefined) this.#armRetransmit();
@@ -450,7 +448,7 @@ export class DtlsSocket extends EventEmitter {
       return this.#fail('handshake', `the server did not answer our Finished within ${ms} ms: it could not verify it, ` +
         'which is how a DTLS server answers a wrong PSK or identity (it drops records that fail to decrypt, RFC 6347 §4.1.2.7)');
     }
-    if (!this.#serverSpoke) return this.#fail('timeout', `no answer from the DTLS server within ${ms} ms (${this.#helloCount} ClientHello sent)`);
+    if (!this.#serverSpoke) return this.#fail('timeout', `no answer from the DTLS server within ${ms} ms (ClientHello sent ${this.stats.datagramsSent} times)`);
     this.#fail('timeout', `the handshake did not finish within ${ms} ms ${this.#progressSuffix()}`);
   }
 

@@ -6,8 +6,9 @@
  *   and filtering applies, with the NAT's TCP mapping lifetime); a listener
  *   answers SYN-ACK and its onConnection fires when the SYN arrives; no
  *   listener answers RST (ECONNREFUSED); no answer at all (unroutable,
- *   filtered) fails with ETIMEDOUT after the network's `tcpConnectTimeout`.
- *   Simultaneous open is not modelled.
+ *   filtered) fails with ETIMEDOUT after the network's `tcpConnectTimeout`;
+ *   `opts.signal` aborts an attempt (ABORT_ERR). Simultaneous open is not
+ *   modelled (ICE-TCP's tcptype so is not gathered, lib/core/tcp.ts).
  * - Data: segments are never lost and never reordered (each link is FIFO for
  *   TCP); each write() arrives as one chunk after the path's delay. No flow
  *   control, no congestion, no MSS splitting.
@@ -204,6 +205,19 @@ export class TcpStack {
         reject(systemError('ETIMEDOUT', 'connect', address, rport));
       }, true);
       this.#pending.set(socket, { socket, resolve, reject, timer });
+      // Aborting gives the attempt up at once, as Node's does (the SYN already sent is not recalled).
+      const onAbort = () => {
+        if (this.#pending.get(socket)?.timer !== timer) return;
+        this.#pending.delete(socket);
+        this.#fabric.clock.cancel(timer);
+        socket.terminate(undefined);
+        reject(Object.assign(new Error('connection attempt aborted'), { code: 'ABORT_ERR' }));
+      };
+      if (opts.signal?.aborted) {
+        onAbort();
+        return;
+      }
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
       this.send(socket, 'syn');
     });
   }

@@ -5,8 +5,8 @@
  */
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../errors.js';
-import { canonicalIp } from '../transport/address.js';
-import { IntegrityKey } from './integrity.js';
+import { ipv6Bytes } from '../transport/address.js';
+import { IntegrityKey, integrityKey } from './integrity.js';
 import {
   ATTR, BINDING_ERROR, BINDING_INDICATION, BINDING_REQUEST, BINDING_SUCCESS, FINGERPRINT_XOR, HEADER_LENGTH, MAGIC_COOKIE,
   crcTo, newTransactionId,
@@ -106,7 +106,7 @@ export function encodeBindingRequest(f: BindingRequestFields): Buffer {
   const out = Buffer.allocUnsafe(requestLength(username, f.useCandidate, f.nomination));
   putHeader(out, BINDING_REQUEST, f.transactionId);
   putRequestAttributes(out, username, f);
-  return seal(out, new IntegrityKey(f.password));
+  return seal(out, integrityKey(f.password));
 }
 
 function usernameBytes(username: string): Buffer {
@@ -150,31 +150,14 @@ export function encodeBindingSuccess(transactionId: Buffer, address: string, por
   out[v + 1] = ip.length === 4 ? 0x01 : 0x02;
   out.writeUInt16BE(port ^ (MAGIC_COOKIE >>> 16), v + 2);
   for (let i = 0; i < ip.length; i++) out[v + 4 + i] = ip[i]! ^ out[4 + i]!;
-  return seal(out, new IntegrityKey(password));
+  return seal(out, integrityKey(password));
 }
 
 /** The 4 or 16 bytes of an IP address, or undefined if `address` is not one. */
 function ipBytes(address: string): Uint8Array | undefined {
   if (isIPv4(address)) return Uint8Array.from(address.split('.'), Number);
-  const ip = canonicalIp(address);
-  if (ip === undefined) return undefined;
-  const bytes = new Uint8Array(16);
-  // canonicalIp writes dotted decimal only in an IPv4-mapped address (RFC 5952 §5), and at most one "::".
-  if (ip.includes('.')) {
-    bytes[10] = bytes[11] = 0xff;
-    bytes.set(ip.slice(ip.lastIndexOf(':') + 1).split('.').map(Number), 12);
-    return bytes;
-  }
-  const [head, tail] = ip.split('::') as [string, string | undefined];
-  const front = head === '' ? [] : head.split(':');
-  const back = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined ? front : [...front, ...new Array<string>(8 - front.length - back.length).fill('0'), ...back];
-  groups.forEach((g, i) => {
-    const n = parseInt(g, 16);
-    bytes[2 * i] = n >> 8;
-    bytes[2 * i + 1] = n & 0xff;
-  });
-  return bytes;
+  // Embedded IPv4 (IPv4-mapped ::ffff:a.b.c.d, IPv4-compatible ::a.b.c.d) is parsed as the groups it stands for.
+  return ipv6Bytes(address);
 }
 
 /**
@@ -215,7 +198,7 @@ function encodeError(transactionId: Buffer, code: number, reason: string, unknow
     unknown.forEach((t, i) => out.writeUInt16BE(t, u + 2 * i));
     out.fill(0, u + 2 * unknown.length, u + pad4(2 * unknown.length));
   }
-  return seal(out, password === undefined ? undefined : new IntegrityKey(password));
+  return seal(out, password === undefined ? undefined : integrityKey(password));
 }
 
 /** Binding indication used as a keepalive, RFC 8445 §11 (FINGERPRINT only); a fresh transaction id unless given. */

@@ -56,6 +56,23 @@ function compress(h: Int32Array): void {
 }
 
 /**
+ * The key of the last password seen. An answered check verifies the
+ * request with the local password and signs the response with the same one:
+ * the second key is this one. One entry, so nothing grows per session.
+ */
+let lastPassword: string | undefined;
+let lastKey: IntegrityKey | undefined;
+
+/** The IntegrityKey of a short-term credential's password, reusing the last one made. */
+export function integrityKey(password: string): IntegrityKey {
+  if (password !== lastPassword || lastKey === undefined) {
+    lastKey = new IntegrityKey(password);
+    lastPassword = password;
+  }
+  return lastKey;
+}
+
+/**
  * A MESSAGE-INTEGRITY key, RFC 8489 §14.5: HMAC-SHA1 (RFC 2104) keyed with
  * the password's UTF-8 bytes for short-term credentials (§9.1.1; OpaqueString
  * leaves the ASCII ice-pwd of RFC 8839 §5.4 unchanged), or a long-term key

@@ -24,7 +24,7 @@ import { createRequire } from 'node:module';
 import type stunModule from 'stun';
 import { createHash, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { canonicalIp } from '../transport/address.js';
-import { HEADER_LENGTH, IntegrityKey } from './integrity.js';
+import { HEADER_LENGTH, IntegrityKey, integrityKey } from './integrity.js';
 
 /**
  * The `stun` package encodes the TURN requests, which are few; loading it
@@ -182,7 +182,7 @@ export function verifyIntegrity(buf: Buffer, key: Buffer | string): CheckResult 
   const off = findAttribute(buf, ATTR.MESSAGE_INTEGRITY);
   if (off < 0) return 'missing';
   if (buf.readUInt16BE(off + 2) !== 20 || off + 24 > buf.length) return 'bad';
-  new IntegrityKey(key).sign(buf, off, EXPECTED_MAC, 0);
+  (typeof key === 'string' ? integrityKey(key) : new IntegrityKey(key)).sign(buf, off, EXPECTED_MAC, 0);
   return timingSafeEqual(EXPECTED_MAC, buf.subarray(off + 4, off + 24)) ? 'ok' : 'bad';
 }
 

@@ -8,12 +8,20 @@
  * The waits after each transmission: RTO, 2·RTO, 4·RTO ... capped at `maxRto`;
  * the last entry is how long to wait for a response after the last retransmission.
  */
-export function retransmitWaits(initialRto: number, retransmissions: number, maxRto: number): number[] {
-  const waits: number[] = [];
+export function retransmitWaits(initialRto: number, retransmissions: number, maxRto: number): readonly number[] {
+  // Shared and frozen: every agent with the same options has the same schedule (a media server has thousands).
+  const key = `${initialRto}/${retransmissions}/${maxRto}`;
+  let waits = WAITS.get(key);
+  if (waits) return waits;
+  const list: number[] = [];
   let rto = initialRto;
   for (let i = 0; i <= retransmissions; i++) {
-    waits.push(Math.min(rto, maxRto));
+    list.push(Math.min(rto, maxRto));
     rto *= 2;
   }
+  waits = Object.freeze(list);
+  if (WAITS.size < 64) WAITS.set(key, waits);
   return waits;
 }
+
+const WAITS = new Map<string, readonly number[]>();

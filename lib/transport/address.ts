@@ -81,6 +81,19 @@ function ipv6Groups(ip: string): number[] | undefined {
   return groups;
 }
 
+/** The 16 bytes of an IPv6 address (any valid spelling, embedded IPv4 included), or undefined. */
+export function ipv6Bytes(ip: string): Uint8Array | undefined {
+  if (!isIPv6(ip) || ip.includes('%')) return undefined;
+  const groups = ipv6Groups(ip);
+  if (!groups) return undefined;
+  const bytes = new Uint8Array(16);
+  groups.forEach((g, i) => {
+    bytes[2 * i] = g >> 8;
+    bytes[2 * i + 1] = g & 0xff;
+  });
+  return bytes;
+}
+
 /** Whether `ip` (canonical) is an IPv6 address. */
 export function isV6(ip: string): boolean {
   return ip.includes(':');

@@ -20,10 +20,10 @@
  * their other components sockets of their own (use rtcp-mux, as browsers do).
  */
 import { addressKey, type TransportAddress } from './address.js';
-import type { DatagramSocket, Network } from './network.js';
+import type { DatagramBindOptions, DatagramSocket, Network } from './network.js';
 import { nodeNetwork } from './node-network.js';
 import { BINDING_REQUEST, decodeStun, getUsername, isStunFrame } from '../stun/message.js';
-import { InvalidArgumentError, InvalidStateError } from '../errors.js';
+import { InvalidArgumentError, InvalidStateError, show } from '../errors.js';
 
 export interface UdpMuxOptions {
   /** Local addresses to listen on, one socket each (e.g. `['10.0.0.5']`). */
@@ -32,6 +32,15 @@ export interface UdpMuxOptions {
   port?: number;
   /** Routes kept at most (authenticated remote addresses); the oldest goes first. Default 100,000. */
   maxRoutes?: number;
+  /**
+   * Kernel receive buffer of each socket in bytes (SO_RCVBUF). A mux takes
+   * every session's traffic on one socket: the default (about 208 KiB on
+   * Linux) overflows when thousands of checks or a flood arrive at once. The
+   * kernel caps it at net.core.rmem_max. Default: the system's.
+   */
+  receiveBufferSize?: number;
+  /** Kernel send buffer of each socket in bytes (SO_SNDBUF). Default: the system's. */
+  sendBufferSize?: number;
   network?: Network;
 }
 
@@ -86,10 +95,17 @@ export class UdpMux {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('port', `must be 0-65535, got ${port}`);
     const maxRoutes = opts.maxRoutes ?? 100_000;
     if (!Number.isInteger(maxRoutes) || maxRoutes < 1) throw new InvalidArgumentError('maxRoutes', 'must be a positive integer');
+    const sizes: DatagramBindOptions = {};
+    for (const k of ['receiveBufferSize', 'sendBufferSize'] as const) {
+      const v = opts[k];
+      if (v === undefined) continue;
+      if (!Number.isInteger(v) || v < 1 || v > 0x7fffffff) throw new InvalidArgumentError(k, `must be a positive integer of bytes, got ${show(v)}`);
+      sizes[k] = v;
+    }
     const net = opts.network ?? nodeNetwork;
     const sockets: DatagramSocket[] = [];
     try {
-      for (const a of opts.addresses) sockets.push(await net.bindDatagram(a, port));
+      for (const a of opts.addresses) sockets.push(await net.bindDatagram(a, port, sizes));
     } catch (err) {
       await Promise.all(sockets.map((s) => s.close()));
       throw err;

@@ -36,6 +36,8 @@ export interface StreamSocket {
   readonly remote: TransportAddress;
   /** Queues bytes; false once the stream is closed. */
   write(data: Uint8Array): boolean;
+  /** Bytes queued and not yet handed to the network, where the implementation knows (bounds ICE-TCP's sending). */
+  readonly bufferedAmount?: number;
   onData(handler: (chunk: Buffer) => void): void;
   /** Called once when the stream ends, for whatever reason (`error` set when it broke). */
   onClose(handler: (error?: Error) => void): void;
@@ -72,6 +74,12 @@ export interface InterfaceAddress {
 
 export type TimerHandle = unknown;
 
+/** Socket buffer sizes in bytes (SO_RCVBUF / SO_SNDBUF; the kernel may double or cap them, see net.core.rmem_max). */
+export interface DatagramBindOptions {
+  receiveBufferSize?: number;
+  sendBufferSize?: number;
+}
+
 export interface Network {
   /** Milliseconds on a monotonic clock. */
   now(): number;
@@ -85,8 +93,10 @@ export interface Network {
   /**
    * Binds a UDP socket on `address` (port 0: any free port). Rejects with an
    * Error whose `code` is the system's (EADDRINUSE, EADDRNOTAVAIL, ...).
+   * `opts` asks for kernel buffer sizes (a network without kernel buffers,
+   * such as lib/sim, ignores them).
    */
-  bindDatagram(address: string, port: number): Promise<DatagramSocket>;
+  bindDatagram(address: string, port: number, opts?: DatagramBindOptions): Promise<DatagramSocket>;
   /** Opens a TCP (or TLS) connection. Rejects with an Error with `code` (ECONNREFUSED, ...). */
   connectStream(opts: StreamConnectOptions): Promise<StreamSocket>;
   /** Listens for TCP connections on `address` (port 0: any free port). */

@@ -12,7 +12,7 @@ import { lookup } from 'node:dns/promises';
 import createDebug from 'debug';
 import { canonicalIp, isV6, type TransportAddress } from './address.js';
 import type {
-  StreamConnectOptions, DatagramSocket, InterfaceAddress, Network, StreamListener, StreamSocket, TimerHandle,
+  StreamConnectOptions, DatagramBindOptions, DatagramSocket, InterfaceAddress, Network, StreamListener, StreamSocket, TimerHandle,
 } from './network.js';
 
 const debug = createDebug('ice-agent:transport');
@@ -100,6 +100,10 @@ class NodeStreamSocket implements StreamSocket {
     }));
   }
 
+  get bufferedAmount(): number {
+    return this.#socket.writableLength;
+  }
+
   write(data: Uint8Array): boolean {
     if (this.#closed || this.#socket.destroyed) return false;
     this.#socket.write(data);
@@ -177,10 +181,12 @@ export class NodeNetwork implements Network {
     return out;
   }
 
-  bindDatagram(address: string, port: number): Promise<DatagramSocket> {
+  bindDatagram(address: string, port: number, opts: DatagramBindOptions = {}): Promise<DatagramSocket> {
     const type = isV6(address) ? 'udp6' : 'udp4';
     return new Promise((resolve, reject) => {
-      const socket = dgram.createSocket({ type, ipv6Only: type === 'udp6' });
+      const socket = dgram.createSocket({
+        type, ipv6Only: type === 'udp6', recvBufferSize: opts.receiveBufferSize, sendBufferSize: opts.sendBufferSize,
+      });
       const onError = (err: Error) => {
         try {
           socket.close();

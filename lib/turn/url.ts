@@ -10,7 +10,7 @@
  * TLS (or DTLS, which this library does not implement).
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, show } from '../errors.js';
 
 export type IceServerScheme = 'stun' | 'stuns' | 'turn' | 'turns';
 export type IceServerTransport = 'udp' | 'tcp';
@@ -44,7 +44,7 @@ const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?
  */
 export function parseIceServerUrl(url: string): IceServerUrl {
   function fail(what: string): never {
-    throw new InvalidArgumentError('url', `${JSON.stringify(url)}: ${what}`);
+    throw new InvalidArgumentError('url', `${show(url)}: ${what}`);
   }
   if (typeof url !== 'string') fail('must be a string');
   const colon = url.indexOf(':');

@@ -99,11 +99,26 @@ def parse_args():
     p.add_argument('--turn-pass', default='')
     p.add_argument('--trickle', action='store_true')
     p.add_argument('--nomination', choices=['regular', 'aggressive'], default='regular')
+    p.add_argument('--tcp', action='store_true',
+                   help='also gather ICE-TCP host candidates (libnice ice-tcp: active and passive)')
+    p.add_argument('--no-udp', dest='no_udp', action='store_true',
+                   help='gather no UDP candidates (libnice ice-udp off; with --tcp: TCP only)')
+    p.add_argument('--forward', metavar='HOST:PORT',
+                   help='controlled side: relay every datagram of the component to the local UDP '
+                        'service HOST:PORT and its answers back, instead of echoing')
     p.add_argument('--timeout', type=float, default=30.0,
                    help='seconds to reach "connected" before giving up')
     args = p.parse_args()
+    if args.forward is not None:
+        if args.role != 'controlled':
+            p.error('--forward is only for --role controlled')
+        host, _, port = args.forward.rpartition(':')
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            p.error('--forward must be HOST:PORT, got %r' % args.forward)
     if args.size < 5:
         p.error('--size must be at least 5 (marker byte + 4-byte sequence number)')
+    if args.no_udp and not args.tcp:
+        p.error('--no-udp needs --tcp (libnice refuses ice-udp and ice-tcp both off)')
     return args
 
 
@@ -137,7 +152,10 @@ class Peer:
         agent.set_property('controlling-mode', args.role == 'controlling')
         agent.set_property('ice-trickle', args.trickle)
         agent.set_property('upnp', False)       # never go looking for a gateway
-        agent.set_property('ice-tcp', False)    # UDP only, like the library under test
+        # UDP only by default; --tcp adds libnice's ICE-TCP (RFC 6544), --no-udp drops UDP.
+        # ice-tcp is set first: libnice refuses to turn ice-udp off while ice-tcp is off.
+        agent.set_property('ice-tcp', args.tcp)
+        agent.set_property('ice-udp', not args.no_udp)
         if args.stun:
             ip, port = host_port(args.stun)
             agent.set_property('stun-server', ip)
@@ -164,6 +182,20 @@ class Peer:
         self.recv_cb = RECV_FUNC(self.on_recv)
         _libnice.nice_agent_attach_recv(self.agent_ptr, self.stream, COMPONENT,
                                         _libglib.g_main_context_default(), self.recv_cb, None)
+
+        # --forward: a UDP socket connected to the service (the kernel then delivers
+        # only its answers), bound to loopback when the service is on loopback.
+        self.forward_sock = None
+        if args.forward is not None:
+            ip, port = host_port(args.forward)
+            family = socket.AF_INET6 if ':' in ip else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            if ip.startswith('127.') or ip == '::1':
+                sock.bind((ip if ip == '::1' else '127.0.0.1', 0))
+            sock.connect((ip, port))
+            sock.setblocking(False)
+            self.forward_sock = sock
+            GLib.io_add_watch(sock.fileno(), GLib.PRIORITY_DEFAULT, GLib.IO_IN, self.on_forward_answer)
 
         GLib.io_add_watch(0, GLib.PRIORITY_DEFAULT, GLib.IO_IN | GLib.IO_HUP | GLib.IO_ERR,
                           self.on_stdin)
@@ -316,7 +348,13 @@ class Peer:
     def on_recv(self, agent_ptr, stream_id, component_id, length, buf, user_data):
         data = ctypes.string_at(buf, length)
         if self.args.role == 'controlled':
-            self.send(data)           # echo straight back over the selected pair
+            if self.forward_sock is not None:
+                try:
+                    self.forward_sock.send(data)   # to the local service; its answer comes back in on_forward_answer
+                except OSError as e:               # ICMP port unreachable while the service is down
+                    log('--forward send failed:', e)
+            else:
+                self.send(data)           # echo straight back over the selected pair
             return
         if length < 5 or data[0] != 0x80:
             return
@@ -328,6 +366,19 @@ class Peer:
         self.echoed += 1
         self.last_echo = now_ms()
         self.pump()
+
+    def on_forward_answer(self, fd, condition):
+        """--forward: relay everything the service sends back over the selected pair."""
+        while True:
+            try:
+                data = self.forward_sock.recv(65535)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                log('--forward receive failed:', e)
+                break
+            self.send(data)
+        return True
 
     def on_loss(self, seq):
         if self.in_flight.pop(seq, None) is not None:

@@ -405,3 +405,77 @@ async function startTurnServer(rig: NatRig, tempDirs: Set<string>, opts: TurnSer
   }
   return { process: child, address, port, user, password, realm, log: () => output, stop };
 }
+
+// ------------------------------------------------------------------ static 1:1 NAT
+
+/** The public address a static 1:1 NAT maps to host A (on NAT A's outside interface, beside 203.0.113.1). */
+export const STATIC_NAT_PUBLIC = '203.0.113.20';
+
+export interface StaticNat {
+  /** The address the outside sees and reaches host A by. */
+  readonly publicAddress: string;
+  /** Host A's own address, behind the NAT. */
+  readonly privateAddress: string;
+  /** The iptables rules now in NAT A, as passed to `iptables -w`. */
+  readonly rules: readonly string[][];
+}
+
+/**
+ * The rules of a static 1:1 NAT (a cloud VM's public IP, a keepalived VIP):
+ * every port of `publicAddress` is DNATed to `privateAddress` and the host's
+ * traffic is SNATed back to it. No --random: ports are kept, so a socket's
+ * port is the same on both sides and an announced host candidate
+ * (`publicAddress`:port) is exactly where the host is reached. Anything from
+ * outside addressed to the private range itself is dropped (the public
+ * network has no route there anyway), and no other inside host goes out.
+ */
+export function staticNatRules(publicAddress: string, privateAddress: string): string[][] {
+  return [
+    ['-t', 'nat', '-A', 'PREROUTING', '-i', WAN, '-d', publicAddress, '-j', 'DNAT', '--to-destination', privateAddress],
+    ['-t', 'nat', '-A', 'POSTROUTING', '-o', WAN, '-s', privateAddress, '-j', 'SNAT', '--to-source', publicAddress],
+    ['-A', 'FORWARD', '-i', WAN, '-d', '198.51.100.0/24', '-m', 'conntrack', '!', '--ctstate', 'DNAT', '-j', 'DROP'],
+    ['-A', 'FORWARD', '-o', WAN, '!', '-s', privateAddress, '-j', 'DROP'],
+  ];
+}
+
+/**
+ * Turns NAT A of a rig into a static 1:1 NAT for host A: the rig's
+ * MASQUERADE and filtering rules in NAT A are flushed and replaced by
+ * `staticNatRules`, and `publicAddress` is added to NAT A's outside
+ * interface (so that it answers ARP for it on the public bridge). Only NAT A's
+ * own namespace changes; `destroy()` removes it all with the rig. The
+ * "public host" is the rig's `public` namespace (`publicServer`, 203.0.113.10).
+ */
+export async function addStaticNat(rig: NatRig, publicAddress: string = STATIC_NAT_PUBLIC): Promise<StaticNat> {
+  if (!publicAddress.startsWith('203.0.113.')) throw new Error(`addStaticNat: ${publicAddress} is not in 203.0.113.0/24, the rig's public range`);
+  const privateAddress = rig.hostAAddress;
+  for (const flush of [['-t', 'nat', '-F'], ['-F', 'INPUT'], ['-F', 'FORWARD']]) await rig.exec(rig.natA, 'iptables', ['-w', ...flush]);
+  await rig.exec(rig.natA, 'ip', ['addr', 'add', `${publicAddress}/32`, 'dev', WAN]);
+  const rules = staticNatRules(publicAddress, privateAddress);
+  for (const rule of rules) await rig.exec(rig.natA, 'iptables', ['-w', ...rule]);
+  return { publicAddress, privateAddress, rules };
+}
+
+// ------------------------------------------------------------------ UDP blocked (ICE-TCP)
+
+/** The rule `blockUdp` inserts first in both NATs' FORWARD chains: every UDP datagram between the sides is dropped. */
+export const BLOCK_UDP_RULE: readonly string[] = ['-p', 'udp', '-j', 'DROP'];
+
+/**
+ * A firewall that lets no UDP through, as some corporate networks and
+ * carriers have: `BLOCK_UDP_RULE` first in the FORWARD chain of both NAT
+ * namespaces, so nothing UDP crosses between host A, host B and the public
+ * network (TCP still does). Only the rig's own NAT namespaces change.
+ * Resolves with a reader of how many datagrams the two rules dropped so far.
+ */
+export async function blockUdp(rig: NatRig): Promise<() => Promise<number>> {
+  for (const ns of [rig.natA, rig.natB]) await rig.exec(ns, 'iptables', ['-w', '-I', 'FORWARD', '1', ...BLOCK_UDP_RULE]);
+  return async () => {
+    let total = 0;
+    for (const ns of [rig.natA, rig.natB]) {
+      const saved = await rig.exec(ns, 'iptables-save', ['-c', '-t', 'filter']);
+      for (const m of saved.matchAll(/^\[(\d+):\d+\] -A FORWARD -p udp -j DROP$/gm)) total += Number(m[1]);
+    }
+    return total;
+  };
+}
