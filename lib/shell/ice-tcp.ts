@@ -3,14 +3,14 @@
  * listening sockets for passive candidates, the connections the core asks
  * for (`open-tcp`) and those the listeners accept, each framed with RFC 4571
  * (lib/transport/tcp.ts) and fed to the core one frame at a time, as
- * datagrams are. The Agent (lib/agent.ts) owns the socket table and the one
- * timer; this is the glue it delegates to, as it does to a TURN link.
+ * datagrams are. The shell (lib/shell/shell.ts) owns the socket table and the
+ * one timer; this is the glue it delegates to, as it does to a TURN link.
  */
-import type { IceCore, CoreEvent } from './core/core.js';
-import type { AgentLog } from './log.js';
-import type { TransportAddress } from './transport/address.js';
-import type { DatagramSocket, Network, StreamListener, StreamSocket } from './transport/network.js';
-import { FramedStream, listenHost } from './transport/tcp.js';
+import type { CoreEvent } from '../core/core.js';
+import type { TransportAddress } from '../transport/address.js';
+import type { DatagramSocket, StreamListener, StreamSocket } from '../transport/network.js';
+import { FramedStream, listenHost } from '../transport/tcp.js';
+import type { Shell } from './shell.js';
 
 /** What the agent keeps per transport id: at most one of the handles (none while a connection is being opened). */
 export interface SocketEntry {
@@ -23,33 +23,18 @@ export interface SocketEntry {
   streamId: number;
 }
 
-/** What the shell lends this glue. */
-export interface TcpShellHost {
-  readonly core: IceCore;
-  readonly net: Network;
-  readonly log: AgentLog;
-  readonly sockets: Map<number, SocketEntry>;
-  /** Aborted when the agent closes. */
-  readonly signal: AbortSignal;
-  closed(): boolean;
-  alive(streamId: number): boolean;
-  settle(): void;
-  track<T>(p: Promise<T>): Promise<T>;
-  bindFailed(streamId: number, componentId: number, address: string, err: NodeJS.ErrnoException): void;
-}
-
 export class IceTcpShell {
-  readonly #h: TcpShellHost;
+  readonly #h: Shell;
 
-  constructor(host: TcpShellHost) {
-    this.#h = host;
+  constructor(shell: Shell) {
+    this.#h = shell;
   }
 
   /** Gathers the TCP host candidates of one address: a listening socket (passive), and the active candidate. */
   async gather(streamId: number, componentId: number, address: string, rank: number, range: { min: number; max: number } | undefined): Promise<void> {
     const h = this.#h;
     const listener = await h.track(listenHost(h.net, address, range)).catch((err: NodeJS.ErrnoException) => {
-      h.bindFailed(streamId, componentId, address, Object.assign(err, { message: `TCP: ${err.message}` }));
+      h.gatherer.bindFailed(streamId, componentId, address, Object.assign(err, { message: `TCP: ${err.message}` }));
       return undefined;
     });
     if (!h.alive(streamId)) {
@@ -70,27 +55,27 @@ export class IceTcpShell {
   /** A connection on a passive candidate's listener: the core decides whether it stays. */
   #accepted(baseId: number, sock: StreamSocket): void {
     const h = this.#h;
-    const id = h.closed() ? undefined : h.core.tcpAccepted(baseId, sock.remote, sock.local, h.net.now());
+    const id = h.closed ? undefined : h.core.tcpAccepted(baseId, sock.remote, sock.local, h.net.now());
     if (id === undefined) {
       void sock.close();
     } else {
       this.#attach(id, sock, sock.remote);
     }
-    if (!h.closed()) h.settle();
+    if (!h.closed) h.settle();
   }
 
   /** The core asked for a connection (a pair's check, RFC 6544 §7.1). */
   open(e: Extract<CoreEvent, { type: 'open-tcp' }>): void {
     const h = this.#h;
     const t = h.core.d.transports.get(e.transportId);
-    if (!t || h.closed()) return;
+    if (!t || h.closed) return;
     const abort = new AbortController();
     const onClose = () => abort.abort();
-    h.signal.addEventListener('abort', onClose, { once: true });
+    h.abort.signal.addEventListener('abort', onClose, { once: true });
     h.sockets.set(e.transportId, { abort, streamId: t.streamId });
-    const mine = () => !h.closed() && h.sockets.get(e.transportId)?.abort === abort;
+    const mine = () => !h.closed && h.sockets.get(e.transportId)?.abort === abort;
     h.track(h.net.connectStream({ remote: e.remote, local: { address: e.localAddress }, signal: abort.signal })).then((sock) => {
-      h.signal.removeEventListener('abort', onClose);
+      h.abort.signal.removeEventListener('abort', onClose);
       if (!mine() || !h.core.d.transports.has(e.transportId)) {
         void sock.close();
         return;
@@ -99,7 +84,7 @@ export class IceTcpShell {
       h.core.tcpOpened(e.transportId, sock.local, h.net.now());
       h.settle();
     }, (err: NodeJS.ErrnoException) => {
-      h.signal.removeEventListener('abort', onClose);
+      h.abort.signal.removeEventListener('abort', onClose);
       if (!mine()) return;
       h.sockets.delete(e.transportId);
       h.core.transportClosed(e.transportId, err.code === 'ECONNREFUSED' ? 'connection refused' : err.message, h.net.now());
@@ -130,7 +115,7 @@ export class IceTcpShell {
       h.settle();
     });
     sock.onClose((err) => {
-      if (h.closed() || h.sockets.get(id)?.framed !== framed) return;
+      if (h.closed || h.sockets.get(id)?.framed !== framed) return;
       h.sockets.delete(id);
       core.transportClosed(id, err ? err.message : 'closed by the peer', h.net.now());
       h.settle();

@@ -1,0 +1,345 @@
+/**
+ * The shell around the sans-I/O core (lib/core/core.ts): what the core may
+ * not touch — sockets, one timer, name lookups — all through a `Network`
+ * (lib/transport/network.ts). It feeds the core every datagram with the
+ * transport it came on, arms its one timer for the core's next deadline (and
+ * the shell's own deadlines), hands the core's events to the Agent's
+ * listeners one at a time, and opens or closes the links the core asks for.
+ * The Agent (lib/agent.ts) is the API in front of it; gathering
+ * (lib/shell/gather.ts), remote names (lib/shell/remote-names.ts), connect()
+ * waiters (lib/shell/connect.ts) and ICE-TCP (lib/shell/ice-tcp.ts) are the
+ * shell's other parts, each holding a reference to this one.
+ */
+import type { Agent } from '../agent.js';
+import { AgentLog } from '../log.js';
+import { IceCore, type CoreEvent } from '../core/core.js';
+import { LazySet } from '../core/lazy.js';
+import { warmUp } from '../core/warmup.js';
+import type { ResolvedOptions } from '../options.js';
+import { InvalidStateError } from '../errors.js';
+import type { ComponentSocket } from '../socket.js';
+import { MuxView } from '../transport/mux.js';
+import { StreamFramer } from '../turn/framing.js';
+import type { TransportAddress } from '../transport/address.js';
+import type { DatagramSocket, Network, TimerHandle } from '../transport/network.js';
+import { Connections } from './connect.js';
+import { Gatherer } from './gather.js';
+import { IceTcpShell, closeEntry, type SocketEntry } from './ice-tcp.js';
+import { RemoteNames } from './remote-names.js';
+
+/** The receive callback of `agent.attachRecv` (libnice's `nice_agent_attach_recv`). */
+export type RecvCallback = (data: Buffer, from: { address: string; port: number }) => void;
+
+/** Per component: the attachRecv callback and the open component sockets. */
+export interface Receivers {
+  callback: RecvCallback | undefined;
+  sockets: Set<ComponentSocket>;
+}
+
+interface Deadline {
+  at: number;
+  fn: () => void;
+}
+
+export class Shell {
+  readonly agent: Agent;
+  readonly options: Readonly<ResolvedOptions>;
+  readonly net: Network;
+  readonly log: AgentLog;
+  readonly core: IceCore;
+  readonly sockets = new Map<number, SocketEntry>();
+  /** Per stream, per component. */
+  readonly receivers = new Map<number, Array<Receivers | undefined>>();
+  /** Sockets still being bound or connected: close() waits for them and closes what arrives. */
+  readonly pending = new LazySet<Promise<unknown>>();
+  readonly gatherer: Gatherer;
+  readonly names: RemoteNames;
+  readonly connections: Connections;
+  closed = false;
+  /** The core's revision when `session-changed` last fired. */
+  revision = 0;
+  /** Set by close() while it waits for the core to finish (TURN deallocations). */
+  closeDone: (() => void) | undefined;
+  /** The shell's own deadlines (name lookups, connect() timeouts, the close grace), on the same one timer as the core's. */
+  readonly #deadlines = new LazySet<Deadline>();
+  /** Aborted at close(): connections being opened give up. Created on first use (most agents open none). */
+  #abortController: AbortController | undefined;
+  /** ICE-TCP listeners and connections, made when TCP is first used: per agent, it would cost memory for nothing. */
+  #tcpShell: IceTcpShell | undefined;
+  #timer: TimerHandle | undefined;
+  #timerAt = Infinity;
+  #settling = false;
+  #queue: CoreEvent[] = [];
+
+  constructor(agent: Agent, options: Readonly<ResolvedOptions>, id: string) {
+    this.agent = agent;
+    this.options = options;
+    this.net = options.network;
+    this.log = new AgentLog(id, options.logger, options.logLevel);
+    warmUp();
+    this.core = new IceCore(options, {
+      transmit: (tid, to, data) => this.transmit(tid, to, data),
+      deliver: (s, c, data, from) => {
+        const r = this.receivers.get(s)?.[c];
+        if (!r) return false;
+        if (r.sockets.size > 0) for (const sock of r.sockets) sock._deliver(data, from);
+        if (r.callback) r.callback(data, from);
+        return r.callback !== undefined || r.sockets.size > 0;
+      },
+      randomBytes: (n) => this.net.randomBytes(n),
+      log: this.log,
+    }, this.net.now());
+    this.gatherer = new Gatherer(this);
+    this.names = new RemoteNames(this);
+    this.connections = new Connections(this);
+  }
+
+  get abort(): AbortController {
+    return (this.#abortController ??= new AbortController());
+  }
+
+  get tcp(): IceTcpShell {
+    return (this.#tcpShell ??= new IceTcpShell(this));
+  }
+
+  /** Throws if the agent is closed: an API call that changes state. */
+  open(): void {
+    if (this.closed) throw new InvalidStateError('the agent is closed');
+  }
+
+  alive(streamId: number): boolean {
+    return !this.closed && this.core.d.streams.has(streamId);
+  }
+
+  receiversOf(streamId: number, componentId: number): Receivers {
+    const list = this.receivers.get(streamId)!;
+    return (list[componentId] ??= { callback: undefined, sockets: new Set() });
+  }
+
+  /** A shared port routes new sources by the local ufrag: tell its views the stream's current (and previous) one. */
+  refreshUfrags(streamId: number): void {
+    if (!this.options.udpMux) return;
+    const s = this.core.d.streams.get(streamId);
+    if (!s) return;
+    const ufrags = [s.local.ufrag, ...(s.previousLocal ? [s.previousLocal.ufrag] : [])];
+    for (const sock of this.sockets.values()) {
+      if (sock.streamId === streamId && sock.datagram instanceof MuxView) sock.datagram.setUfrags(ufrags);
+    }
+  }
+
+  /** Remembers a promise of I/O until it settles (close() waits for them). */
+  track<T>(p: Promise<T>): Promise<T> {
+    this.pending.add(p);
+    const forget = () => this.pending.delete(p);
+    p.then(forget, forget);
+    return p;
+  }
+
+  // --------------------------------------------------------------- sockets
+
+  transmit(id: number, to: TransportAddress, data: Uint8Array): boolean {
+    const s = this.sockets.get(id);
+    if (s?.datagram) return s.datagram.send(data, to);
+    if (s?.framed) return s.framed.send(data);
+    if (s?.stream) return s.stream.write(data);
+    return false;
+  }
+
+  attachDatagram(id: number, streamId: number, sock: DatagramSocket): void {
+    this.sockets.set(id, { datagram: sock, streamId });
+    const core = this.core;
+    const net = this.net;
+    sock.onMessage((data, from) => {
+      try {
+        core.receive(id, from, data, net.now());
+      } catch (err) {
+        // The core never throws on network input; if it ever does, the datagram is lost, not the process.
+        this.log.write('agent', 'error', `internal error on a datagram: ${(err as Error).stack}`);
+      }
+      if (core.dirty) this.settle();
+    });
+  }
+
+  /** The core asked for a TCP/TLS link to a TURN server. */
+  #openLink(e: Extract<CoreEvent, { type: 'open-link' }>): void {
+    const connecting = this.track(this.net.connectStream({
+      remote: e.remote,
+      signal: this.abort.signal,
+      ...(e.localAddress !== undefined ? { local: { address: e.localAddress } } : {}),
+      ...(e.tls ? { tls: { servername: e.servername, ca: e.ca, rejectUnauthorized: e.rejectUnauthorized } } : {}),
+    }));
+    connecting.then((sock) => {
+      if (this.closed || !this.core.d.transports.has(e.transportId)) {
+        void sock.close();
+        return;
+      }
+      const t = this.core.d.transports.get(e.transportId)!;
+      this.sockets.set(e.transportId, { stream: sock, streamId: t.streamId });
+      const framer = new StreamFramer();
+      sock.onData((chunk) => {
+        const ok = framer.push(chunk, (frame) => this.core.receive(e.transportId, e.remote, frame, this.net.now()));
+        // Neither STUN nor ChannelData: the stream is out of step and cannot be resynchronised.
+        if (!ok) void sock.close();
+        this.settle();
+      });
+      sock.onClose((err) => {
+        if (this.closed) return;
+        this.sockets.delete(e.transportId);
+        this.core.transportClosed(e.transportId, err ? err.message : 'connection closed', this.net.now());
+        this.settle();
+      });
+      this.core.linkOpened(e.transportId, sock.local, this.net.now());
+      this.settle();
+    }, (err: NodeJS.ErrnoException) => {
+      if (this.closed) return;
+      const why = err.code === 'ECONNREFUSED' ? 'connection refused' : e.tls ? `TLS: ${err.message}` : err.message;
+      this.core.transportClosed(e.transportId, why, this.net.now());
+      this.settle();
+    });
+  }
+
+  closeSocket(id: number): Promise<void> {
+    const s = this.sockets.get(id);
+    this.sockets.delete(id);
+    if (!s) return Promise.resolve();
+    return closeEntry(s);
+  }
+
+  // ------------------------------------------------------ the one timer
+
+  /**
+   * After every input: run what is due, hand the core's events to listeners
+   * (one at a time, so that a listener that calls back into the agent sees a
+   * consistent state and a throwing listener loses nothing), and re-arm the
+   * one timer. Re-entrant calls (from listeners) return at once: the outer
+   * call finishes the work.
+   */
+  settle(): void {
+    if (this.#settling) return;
+    this.#settling = true;
+    try {
+      for (;;) {
+        const now = this.net.now();
+        if (this.#deadlines.size > 0) {
+          for (const dl of [...this.#deadlines]) {
+            if (dl.at > now) continue;
+            this.#deadlines.delete(dl);
+            dl.fn();
+          }
+        }
+        if (this.core.nextTimeout() <= now) {
+          try {
+            this.core.handleTimeout(now);
+          } catch (err) {
+            this.log.write('agent', 'error', `internal error in a timeout: ${(err as Error).stack}`);
+          }
+        }
+        const fresh = this.core.takeEvents();
+        // The core's array itself when nothing is queued (the usual case): no copy, no growth.
+        if (this.#queue.length === 0) this.#queue = fresh;
+        else if (fresh.length > 0) this.#queue.push(...fresh);
+        const e = this.#queue.shift();
+        if (!e) {
+          if (this.core.nextTimeout() > this.net.now()) break;
+          continue;
+        }
+        this.#dispatch(e);
+      }
+    } finally {
+      this.#settling = false;
+      this.core.dirty = false;
+      this.#arm();
+      if (this.closed) this.checkClosed();
+      else if (this.core.d.revision !== this.revision) {
+        this.revision = this.core.d.revision;
+        this.agent.emit('session-changed');
+      }
+    }
+  }
+
+  /** A deadline of the shell's own on the one timer; returns its cancellation. */
+  after(ms: number, fn: () => void): () => void {
+    const dl = { at: this.net.now() + ms, fn };
+    this.#deadlines.add(dl);
+    this.#arm();
+    return () => {
+      this.#deadlines.delete(dl);
+    };
+  }
+
+  #arm(): void {
+    const done = this.closed && this.core.closed;
+    let at = done ? Infinity : this.core.nextTimeout();
+    for (const dl of this.#deadlines) at = Math.min(at, dl.at);
+    if (at === this.#timerAt) return;
+    // A deadline that moved later (a lite agent's consent expiry, pushed back by every request
+    // from the peer) keeps the timer: it fires early, finds nothing due and arms again. That is
+    // one wake-up per timeout instead of a clearTimeout and a setTimeout per datagram.
+    if (this.#timer !== undefined && at > this.#timerAt && !done) return;
+    if (this.#timer !== undefined) this.net.clearTimer(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = at;
+    if (at === Infinity) return;
+    this.#timer = this.net.setTimer(() => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      this.settle();
+    }, Math.max(0, at - this.net.now()));
+  }
+
+  /** The timer and the shell's deadlines go (close()). */
+  stopTimer(): void {
+    if (this.#timer !== undefined) this.net.clearTimer(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    this.#deadlines.clear();
+  }
+
+  checkClosed(): void {
+    if (this.core.closed && this.closeDone) {
+      const done = this.closeDone;
+      this.closeDone = undefined;
+      done();
+    }
+  }
+
+  #dispatch(e: CoreEvent): void {
+    switch (e.type) {
+      case 'open-link':
+        this.#openLink(e);
+        return;
+      case 'open-tcp':
+        this.tcp.open(e);
+        return;
+      case 'close-transport':
+        void this.closeSocket(e.transportId);
+        return;
+      case 'source-authorized':
+        this.sockets.get(e.transportId)?.datagram?.claim?.({ address: e.address, port: e.port });
+        return;
+    }
+    if (this.closed) return;
+    const agent = this.agent;
+    switch (e.type) {
+      case 'new-candidate': agent.emit('new-candidate', e.candidate); return;
+      case 'candidate-gathering-done':
+        agent.emit('candidate-gathering-done', e.streamId);
+        this.gatherer.done(e.streamId);
+        return;
+      case 'component-state-changed':
+        agent.emit('component-state-changed', e.streamId, e.componentId, e.state);
+        this.connections.componentChanged(e.streamId, e.componentId, e.state,
+          this.core.d.streams.get(e.streamId)?.components.get(e.componentId)?.consentLost ?? false);
+        return;
+      case 'new-selected-pair':
+        // A new generation has its pair: the previous ufrag no longer reaches a shared port's view.
+        this.refreshUfrags(e.streamId);
+        agent.emit('new-selected-pair', e.streamId, e.componentId, e.local, e.remote);
+        return;
+      case 'initial-binding-request-received': agent.emit('initial-binding-request-received', e.streamId); return;
+      case 'new-remote-candidate': agent.emit('new-remote-candidate', e.candidate); return;
+      case 'consent-lost': agent.emit('consent-lost', e.streamId, e.componentId); return;
+      case 'server-error': agent.emit('server-error', e.streamId, e.componentId, e.error); return;
+    }
+  }
+}
