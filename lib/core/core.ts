@@ -20,7 +20,7 @@ import { InvalidArgumentError, InvalidStateError, UnknownStreamError } from '../
 import { BINDING_REQUEST, decodeStun, isStunFrame, verifyFingerprint } from '../stun/message.js';
 import { createStats, type AgentStats } from '../stats.js';
 import { checkRemoteCandidate, copyCandidate, usableRemote, unusableReason, type Candidate } from './candidate.js';
-import { canCheck, hasWork, nextPair, pairById, pairByKey, validPairs } from './checklist.js';
+import { canCheck, hasWork, nextPair, pairById, pairByKey } from './checklist.js';
 import { pairKey } from './pair.js';
 import { type CoreEnv, type CoreEvent, type Ctx, publicCandidate, remoteById, setState, streamSet } from './context.js';
 import { createRole, type Role } from './nomination.js';
@@ -32,32 +32,20 @@ import {
 } from './relay.js';
 import { addRemote, newCredentials, restartGeneration, setRemoteCredentials } from './remote.js';
 import { evaluate, fail, flushTraffic, isDone, renominate, runNomination } from './selection.js';
-import { newComponent, type ComponentData, type ComponentState, type CoreData, type Credentials, type PairState, type StreamData, type TransportRecord } from './state.js';
+import { newComponent, type ComponentData, type ComponentState, type CoreData, type Credentials, type StreamData, type TransportRecord } from './state.js';
 import { retransmitWaits } from '../stun/transaction.js';
-import { statsReport, type StreamStats } from './report.js';
+import { pairList, statsReport, type PairInfo, type StreamStats } from './report.js';
 import { exportSession, importSession, type SessionSnapshot } from './session.js';
 import {
   addTcpHost, baseIdOf, closeConnection, closeUnusedConnections, tcpAccepted, tcpClosed, tcpNextTimeout, tcpOpened, tcpTimeout,
   type TcpDrop,
 } from './tcp.js';
 
-export type { CoreEnv, CoreEvent, ServerPlan };
+export type { CoreEnv, CoreEvent, PairInfo, ServerPlan };
 
 export interface SelectedPair {
   local: Candidate;
   remote: Candidate;
-}
-
-/** A snapshot of one candidate pair, for diagnostics and stats. */
-export interface PairInfo {
-  componentId: number;
-  local: Candidate;
-  remote: Candidate;
-  state: PairState;
-  /** Pair priority (RFC 8445 §6.1.2.3): 64 bits, as a decimal string (JSON-safe; compare with BigInt()). */
-  priority: string;
-  valid: boolean;
-  nominated: boolean;
 }
 
 /** What addRemoteCandidates did with each candidate. */
@@ -538,20 +526,7 @@ export class IceCore implements Ctx {
 
   /** The checklist and valid list, highest priority first (valid-only pairs included). */
   pairs(streamId: number): PairInfo[] {
-    const s = this.stream(streamId);
-    const out: PairInfo[] = [];
-    for (const p of s.pairs) {
-      if (p.generation !== s.generation) continue;
-      const c = s.components.get(p.component)!;
-      const l = c.local.find((x) => x.id === p.localId);
-      const r = remoteById(c, p.remoteId);
-      if (!l || !r) continue;
-      out.push({
-        componentId: p.component, local: publicCandidate(s, l), remote: copyCandidate(r.c), state: p.state,
-        priority: p.priority.toString(), valid: p.valid, nominated: p.nominated,
-      });
-    }
-    return out;
+    return pairList(this.stream(streamId));
   }
 
   /** The agent's counters, and per stream, component, pair and candidate the W3C stats (lib/core/report.ts). JSON-safe. */
@@ -567,15 +542,7 @@ export class IceCore implements Ctx {
     const s = this.stream(streamId);
     const c = this.component(streamId, componentId);
     this.now = now;
-    const valid = validPairs(s, c.id);
-    const target = between === undefined ? valid[0] : valid.find((p) => {
-      const l = c.local.find((x) => x.id === p.localId);
-      const r = remoteById(c, p.remoteId);
-      return l && r && l.c.address === between.local.address && l.c.port === between.local.port &&
-        r.c.address === between.remote.address && r.c.port === between.remote.port;
-    });
-    if (!target) return false;
-    return renominate(this, s, c, target);
+    return renominate(this, s, c, between);
   }
 
   // ------------------------------------------------------------ session

@@ -5,9 +5,39 @@
  * bits), times in ms on the agent's clock, round-trip times in seconds as the
  * W3C fields are.
  */
-import type { Candidate } from './candidate.js';
+import { copyCandidate, type Candidate } from './candidate.js';
+import { publicCandidate, remoteById } from './context.js';
 import { flushTraffic } from './selection.js';
-import type { CoreData, StreamData } from './state.js';
+import type { CoreData, PairState, StreamData } from './state.js';
+
+/** A snapshot of one candidate pair, for diagnostics and stats. */
+export interface PairInfo {
+  componentId: number;
+  local: Candidate;
+  remote: Candidate;
+  state: PairState;
+  /** Pair priority (RFC 8445 §6.1.2.3): 64 bits, as a decimal string (JSON-safe; compare with BigInt()). */
+  priority: string;
+  valid: boolean;
+  nominated: boolean;
+}
+
+/** The stream's checklist and valid list of the current generation, highest priority first. */
+export function pairList(s: StreamData): PairInfo[] {
+  const out: PairInfo[] = [];
+  for (const p of s.pairs) {
+    if (p.generation !== s.generation) continue;
+    const c = s.components.get(p.component)!;
+    const l = c.local.find((x) => x.id === p.localId);
+    const r = remoteById(c, p.remoteId);
+    if (!l || !r) continue;
+    out.push({
+      componentId: p.component, local: publicCandidate(s, l), remote: copyCandidate(r.c), state: p.state,
+      priority: p.priority.toString(), valid: p.valid, nominated: p.nominated,
+    });
+  }
+  return out;
+}
 
 export interface CandidateStats {
   /** `L<n>` for local candidates, `R<n>` for remote ones. */

@@ -15,6 +15,7 @@ import { startConsent } from './consent.js';
 import { bindChannelFor } from './relay.js';
 import { releaseConnection, tcpAwaiting } from './tcp.js';
 import type { ComponentData, Pair, StreamData, TrafficCounter } from './state.js';
+import type { TransportAddress } from '../transport/address.js';
 
 /** §8.1.2: a component of the current generation has its selected pair; its other checks stop. */
 export function isDone(s: StreamData, componentId: number): boolean {
@@ -179,7 +180,14 @@ export function runNomination(ctx: Ctx, s: StreamData, c: ComponentData): void {
  * renomination is off, we are not the controlling agent with regular
  * nomination, or the pair is not valid.
  */
-export function renominate(ctx: Ctx, s: StreamData, c: ComponentData, target: Pair): boolean {
+export function renominate(ctx: Ctx, s: StreamData, c: ComponentData, between?: { local: TransportAddress; remote: TransportAddress }): boolean {
+  const valid = validPairs(s, c.id);
+  const target = between === undefined ? valid[0] : valid.find((p) => {
+    const ends = pairCandidates(c, p);
+    return ends !== undefined && ends.local.c.address === between.local.address && ends.local.c.port === between.local.port &&
+      ends.remote.c.address === between.remote.address && ends.remote.c.port === between.remote.port;
+  });
+  if (!target) return false;
   if (!ctx.o.renomination || !ctx.role.controlling || ctx.role.mode !== 'regular' || !target.valid || c.consentLost) return false;
   const generating = s.pairs.find((p) => p.validPairId === target.id && p.inChecklist && p.generation === s.generation) ?? target;
   log(ctx, 'agent', 'info', () => `stream ${s.id} component ${c.id}: renominating ${describePair(generating, pairCandidates(c, generating)?.local, pairCandidates(c, generating)?.remote)}`);
