@@ -102,7 +102,7 @@ export class Agent extends EventEmitter {
     const sh = this.#sh;
     sh.open();
     const hosts = sh.core.removeStream(streamId, sh.net.now());
-    sh.connections.streamGone(streamId, 'removed');
+    sh.streamGone(streamId, 'removed');
     sh.receivers.delete(streamId);
     sh.gatherer.done(streamId);
     const closing = hosts.map((id) => sh.closeSocket(id));
@@ -176,7 +176,7 @@ export class Agent extends EventEmitter {
   peerCandidateGatheringDone(streamId: number): void {
     const sh = this.#sh;
     sh.core.stream(streamId);
-    if (sh.names.deferEndOfCandidates(streamId)) return;
+    if (sh.namesInUse && sh.names.deferEndOfCandidates(streamId)) return;
     sh.core.peerCandidateGatheringDone(streamId, sh.net.now());
     sh.settle();
   }
@@ -223,7 +223,7 @@ export class Agent extends EventEmitter {
     if (!Array.isArray(candidates)) throw new InvalidArgumentError('candidates', 'must be an array');
     const sh = this.#sh;
     const r = sh.core.addRemoteCandidates(streamId, componentId, candidates, 'candidates', sh.net.now());
-    sh.names.skipped(streamId, r.skipped);
+    if (r.skipped.length > 0) sh.names.skipped(streamId, r.skipped);
     sh.settle();
     return r.added;
   }
@@ -232,7 +232,7 @@ export class Agent extends EventEmitter {
   addRemoteCandidate(streamId: number, candidate: Candidate | string): boolean {
     const sh = this.#sh;
     const r = sh.core.addRemoteCandidates(streamId, undefined, [candidate], 'candidate', sh.net.now());
-    sh.names.skipped(streamId, r.skipped);
+    if (r.skipped.length > 0) sh.names.skipped(streamId, r.skipped);
     sh.settle();
     return r.added === 1;
   }
@@ -412,7 +412,7 @@ export class Agent extends EventEmitter {
     const sh = this.#sh;
     sh.closed = true;
     sh.gatherer.endAll();
-    for (const id of sh.receivers.keys()) sh.connections.streamGone(id, 'closed');
+    for (const id of sh.receivers.keys()) sh.streamGone(id, 'closed');
     sh.receivers.clear();
     sh.core.close(sh.net.now(), opts.release ?? true);
     this.#closing = (async () => {
@@ -433,7 +433,7 @@ export class Agent extends EventEmitter {
       // Sockets still being bound or connected are closed when they arrive (the code awaiting them sees `closed`).
       await Promise.allSettled([...sh.pending]);
       await Promise.all([...sh.sockets.keys()].map((id) => sh.closeSocket(id)));
-      await sh.names.close();
+      if (sh.namesInUse) await sh.names.close();
     })();
     return this.#closing;
   }

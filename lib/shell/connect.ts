@@ -1,12 +1,11 @@
 /**
- * `agent.connect()` and the component sockets' view of a component's state:
- * each waiter settles when every component of its stream is ready, or with a
- * ConnectionError naming the component and the reason when one fails or
- * loses consent, on abort, on timeout, or when the stream or the agent goes.
+ * `agent.connect()`: each waiter settles when every component of its stream
+ * is ready, or with a ConnectionError naming the component and the reason
+ * when one fails or loses consent, on abort, on timeout, or when the stream
+ * or the agent goes (lib/shell/shell.ts tells it).
  */
 import type { SelectedPair } from '../core/core.js';
 import { LazySet } from '../core/lazy.js';
-import type { ComponentState } from '../core/state.js';
 import { ConnectionError, InvalidArgumentError, type ConnectionFailure } from '../errors.js';
 import type { Shell } from './shell.js';
 
@@ -17,7 +16,7 @@ export interface ConnectOptions {
   timeout?: number;
 }
 
-interface Failure {
+export interface Failure {
   componentId: number | undefined;
   reason: ConnectionFailure;
   message: string;
@@ -72,21 +71,8 @@ export class Connections {
     });
   }
 
-  /** Tells connect() waiters and component sockets about a component's new state. */
-  componentChanged(streamId: number, componentId: number, state: ComponentState, consentLost: boolean): void {
-    const r = this.#sh.receivers.get(streamId)?.[componentId];
-    const failure = state === 'failed'
-      ? { componentId, reason: (consentLost ? 'consent-lost' : 'failed') as ConnectionFailure, message: consentLost ? 'consent lost (RFC 7675)' : 'every candidate pair failed' }
-      : undefined;
-    if (r) for (const sock of r.sockets) sock._state(state === 'ready', failure && new ConnectionError(streamId, componentId, failure.reason, failure.message));
+  /** A component changed state (`failure` if it failed), or the stream went: the stream's waiters look again. */
+  settle(streamId: number, failure?: Failure): void {
     for (const w of [...this.#waiters]) if (w.streamId === streamId) w.check(failure);
-  }
-
-  /** The stream or the agent went away: sockets close, connect() waiters are told. */
-  streamGone(streamId: number, reason: ConnectionFailure): void {
-    for (const r of this.#sh.receivers.get(streamId) ?? []) for (const sock of r?.sockets ?? []) sock._gone();
-    for (const w of [...this.#waiters]) {
-      if (w.streamId === streamId) w.check({ componentId: undefined, reason, message: reason === 'closed' ? 'the agent was closed' : 'the stream was removed' });
-    }
   }
 }

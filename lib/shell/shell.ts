@@ -13,10 +13,11 @@
 import type { Agent } from '../agent.js';
 import { AgentLog } from '../log.js';
 import { IceCore, type CoreEvent } from '../core/core.js';
+import type { ComponentState } from '../core/state.js';
 import { LazySet } from '../core/lazy.js';
 import { warmUp } from '../core/warmup.js';
 import type { ResolvedOptions } from '../options.js';
-import { InvalidStateError } from '../errors.js';
+import { ConnectionError, InvalidStateError, type ConnectionFailure } from '../errors.js';
 import type { ComponentSocket } from '../socket.js';
 import { MuxView } from '../transport/mux.js';
 import { StreamFramer } from '../turn/framing.js';
@@ -52,9 +53,6 @@ export class Shell {
   readonly receivers = new Map<number, Array<Receivers | undefined>>();
   /** Sockets still being bound or connected: close() waits for them and closes what arrives. */
   readonly pending = new LazySet<Promise<unknown>>();
-  readonly gatherer: Gatherer;
-  readonly names: RemoteNames;
-  readonly connections: Connections;
   closed = false;
   /** The core's revision when `session-changed` last fired. */
   revision = 0;
@@ -64,7 +62,11 @@ export class Shell {
   readonly #deadlines = new LazySet<Deadline>();
   /** Aborted at close(): connections being opened give up. Created on first use (most agents open none). */
   #abortController: AbortController | undefined;
-  /** ICE-TCP listeners and connections, made when TCP is first used: per agent, it would cost memory for nothing. */
+  /** The shell's parts, each made on first use: a media server's lite agents never need most of them. */
+  #gatherer: Gatherer | undefined;
+  #names: RemoteNames | undefined;
+  #connections: Connections | undefined;
+  /** ICE-TCP listeners and connections. */
   #tcpShell: IceTcpShell | undefined;
   #timer: TimerHandle | undefined;
   #timerAt = Infinity;
@@ -89,9 +91,39 @@ export class Shell {
       randomBytes: (n) => this.net.randomBytes(n),
       log: this.log,
     }, this.net.now());
-    this.gatherer = new Gatherer(this);
-    this.names = new RemoteNames(this);
-    this.connections = new Connections(this);
+  }
+
+  get gatherer(): Gatherer {
+    return (this.#gatherer ??= new Gatherer(this));
+  }
+
+  get names(): RemoteNames {
+    return (this.#names ??= new RemoteNames(this));
+  }
+
+  /** Whether remote names were ever looked at (the part exists). */
+  get namesInUse(): boolean {
+    return this.#names !== undefined;
+  }
+
+  get connections(): Connections {
+    return (this.#connections ??= new Connections(this));
+  }
+
+  /** Tells component sockets and connect() waiters about a component's new state. */
+  componentChanged(streamId: number, componentId: number, state: ComponentState, consentLost: boolean): void {
+    const r = this.receivers.get(streamId)?.[componentId];
+    const failure = state === 'failed'
+      ? { componentId, reason: (consentLost ? 'consent-lost' : 'failed') as ConnectionFailure, message: consentLost ? 'consent lost (RFC 7675)' : 'every candidate pair failed' }
+      : undefined;
+    if (r) for (const sock of r.sockets) sock._state(state === 'ready', failure && new ConnectionError(streamId, componentId, failure.reason, failure.message));
+    this.#connections?.settle(streamId, failure);
+  }
+
+  /** The stream or the agent went away: component sockets close, connect() waiters are told. */
+  streamGone(streamId: number, reason: 'closed' | 'removed'): void {
+    for (const r of this.receivers.get(streamId) ?? []) for (const sock of r?.sockets ?? []) sock._gone();
+    this.#connections?.settle(streamId, { componentId: undefined, reason, message: reason === 'closed' ? 'the agent was closed' : 'the stream was removed' });
   }
 
   get abort(): AbortController {
@@ -328,7 +360,7 @@ export class Shell {
         return;
       case 'component-state-changed':
         agent.emit('component-state-changed', e.streamId, e.componentId, e.state);
-        this.connections.componentChanged(e.streamId, e.componentId, e.state,
+        this.componentChanged(e.streamId, e.componentId, e.state,
           this.core.d.streams.get(e.streamId)?.components.get(e.componentId)?.consentLost ?? false);
         return;
       case 'new-selected-pair':
