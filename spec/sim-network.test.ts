@@ -885,6 +885,6 @@ t.test('one virtual hour, timers every 5 s on 2 hosts exchanging keepalives, run
   await net.run({ for: 100 }); // the last echo is still on its way
   t.equal(fired, 2 * 720);
   t.equal(sa.got.length, 720, 'every keepalive echoed through the NAT');
+  // Real time is a figure, not an assertion (noisy machines).
   t.comment(`one virtual hour: ${fired} timers, ${net.stats.delivered} datagrams delivered, ${ms.toFixed(1)} ms real time`);
-  t.ok(ms < 2000, `${ms.toFixed(1)} ms`);
 });

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import createDebug from 'debug';
 import { canonicalIp, isV6, type TransportAddress } from './address.js';
+import { TimerQueue, type QueuedTimer } from './timers.js';
 import type {
   StreamConnectOptions, DatagramBindOptions, DatagramSocket, InterfaceAddress, Network, StreamListener, StreamSocket, TimerHandle,
 } from './network.js';
@@ -154,19 +155,20 @@ class NodeStreamListener implements StreamListener {
   }
 }
 
+const TIMERS = new TimerQueue(() => performance.now());
+
 export class NodeNetwork implements Network {
   now(): number {
     return performance.now();
   }
 
+  /** On the process's one timer queue (lib/transport/timers.ts): one unref'd Node timer for every agent. */
   setTimer(fn: () => void, ms: number): TimerHandle {
-    const t = setTimeout(fn, Math.max(0, ms));
-    t.unref();
-    return t;
+    return TIMERS.set(fn, ms);
   }
 
   clearTimer(handle: TimerHandle): void {
-    clearTimeout(handle as NodeJS.Timeout);
+    TIMERS.clear(handle as QueuedTimer);
   }
 
   randomBytes(n: number): Buffer {

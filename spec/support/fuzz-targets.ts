@@ -40,6 +40,7 @@ import {
   mutationsArb, stunSpecArb, stunTypeArb, tidArb, u16, xorAddress, type Attr, type Mutation,
 } from './fuzz-stun.js';
 import { agentInbound } from './fuzz-agent.js';
+import { sdpAny, sdpRoundTrip, tcpFraming } from './fuzz-sdp-tcp.js';
 
 /** One target: a property, and its share of the inputs of a fuzz run. */
 export interface FuzzTarget {
@@ -299,13 +300,13 @@ const stunEncodeInvalid: FuzzTarget = {
         return throwsTyped(() => encodeBindingRequest({ ...f, username: bad.username }), InvalidArgumentError, named);
       case 'transactionId':
         throwsTyped(() => encodeBindingRequest({ ...f, transactionId: tid }), InvalidArgumentError, named);
-        throwsTyped(() => encodeBindingSuccess(tid, '192.0.2.1', 1, 'p'), InvalidArgumentError, named);
+        throwsTyped(() => encodeBindingSuccess(tid, '203.0.113.1', 1, 'p'), InvalidArgumentError, named);
         throwsTyped(() => encodeBindingError(tid, 400, 'Bad Request'), InvalidArgumentError, named);
         return throwsTyped(() => encodeBindingIndication(tid), InvalidArgumentError, named);
       case 'address':
         return throwsTyped(() => encodeBindingSuccess(tid, bad.address, 1, 'p'), InvalidArgumentError, named);
       case 'port':
-        return throwsTyped(() => encodeBindingSuccess(tid, '192.0.2.1', bad.port, 'p'), InvalidArgumentError, named);
+        return throwsTyped(() => encodeBindingSuccess(tid, '203.0.113.1', bad.port, 'p'), InvalidArgumentError, named);
       case 'code':
         return throwsTyped(() => encodeBindingError(tid, bad.code, 'x'), InvalidArgumentError, named);
       case 'reason':
@@ -410,11 +411,11 @@ const framer: FuzzTarget = {
  * TURN: the allocation machine's inbound path (lib/turn/allocation.ts)
  * ------------------------------------------------------------------ */
 
-const SERVER = { address: '192.0.2.1', port: 3478 };
+const SERVER = { address: '203.0.113.1', port: 3478 };
 const REALM = 'fuzz.test';
 const TURN_KEY = longTermKey('u', REALM, 'p');
 const PEER = { address: '198.51.100.9', port: 40000 };
-const RELAYED = { address: '192.0.2.50', port: 50000 };
+const RELAYED = { address: '203.0.113.50', port: 50000 };
 
 /** The allocation's world: a clock, what it sent, deterministic transaction ids. */
 class AllocWorld {
@@ -453,7 +454,7 @@ const success = (req: DecodedStun, attrs: Attr[]) =>
  * or 'closing' (the deallocating Refresh out).
  */
 function allocationIn(state: 'allocating' | 'allocated' | 'closing', transport: 'udp' | 'tcp'): { a: Allocation; w: AllocWorld; requests: DecodedStun[] } {
-  const config: AllocationConfig = { url: 'turn:192.0.2.1', server: SERVER, transport, username: 'u', password: 'p', timeoutMs: 3000 };
+  const config: AllocationConfig = { url: 'turn:203.0.113.1', server: SERVER, transport, username: 'u', password: 'p', timeoutMs: 3000 };
   const a = new Allocation(config);
   const w = new AllocWorld();
   a.start(w.io);
@@ -852,5 +853,5 @@ const urlAny: FuzzTarget = {
 
 export const TARGETS: readonly FuzzTarget[] = [
   stunDecode, stunVerify, stunEncode, stunEncodeResponse, stunEncodeInvalid, channelData, framer, allocationInbound,
-  candidateRoundTrip, candidateStrings, candidateObjects, urlValid, urlAny, agentInbound,
+  candidateRoundTrip, candidateStrings, candidateObjects, urlValid, urlAny, sdpRoundTrip, sdpAny, tcpFraming, agentInbound,
 ];
