@@ -1,8 +1,8 @@
 /** Transport addresses in one canonical form (lib/transport/address.ts): RFC 5952 text, as inet_ntop prints it. */
 import t from 'tap';
-import { SocketAddress } from 'node:net';
+import { SocketAddress, isIPv4 } from 'node:net';
 import {
-  addressKey, canonicalIp, formatAddress, isV6, sameAddress, transportKey,
+  addressKey, canonicalIp, formatAddress, ipv4Bytes, isV6, sameAddress, transportKey,
 } from '../lib/transport/address.js';
 
 // RFC 5952 §4: one text form per IPv6 address. §4.1 leading zeros dropped; §4.2.1 "::" as long as possible;
@@ -217,4 +217,29 @@ t.test('IPv4-compatible addresses (::a.b.c.d) as Node\'s inet_ntop prints them',
     t.equal(canonicalIp(input), want, `${input} → ${want}`);
   }
   t.equal(canonicalIp('::1.2.3.4'), canonicalIp('0:0:0:0:0:0:102:304'), 'one address, one canonical form');
+});
+
+// ipv4Bytes is the hand-written parser on the path of every answered check: it must accept exactly what
+// net.isIPv4 accepts and give the four octets.
+t.test('ipv4Bytes agrees with net.isIPv4 and gives the octets', async (t) => {
+  t.same(ipv4Bytes('127.0.0.1'), Uint8Array.of(127, 0, 0, 1));
+  t.same(ipv4Bytes('203.0.113.255'), Uint8Array.of(203, 0, 113, 255));
+  t.same(ipv4Bytes('0.0.0.0'), Uint8Array.of(0, 0, 0, 0));
+  const odd = ['', '1', '1.2.3', '1.2.3.4.5', '1..2.3', '.1.2.3', '1.2.3.', '256.1.1.1', '01.2.3.4', '1.2.3.04',
+    '1.2.3.4 ', 'a.b.c.d', '1.2.3.-4', '1000.2.3.4', '::1', '::ffff:1.2.3.4', '1.2.3.4%eth0'];
+  for (const s of odd) t.equal(ipv4Bytes(s), undefined, `${JSON.stringify(s)} is not a dotted quad`);
+  // Seeded sweep over short strings of digits and dots.
+  let seed = 20261202;
+  const next = (): number => (seed = (seed * 1103515245 + 12345) >>> 0);
+  const alphabet = '0123456789.';
+  let mismatches = 0;
+  for (let i = 0; i < 20000; i++) {
+    const len = 1 + (next() % 16);
+    let s = '';
+    for (let j = 0; j < len; j++) s += alphabet[next() % alphabet.length];
+    const bytes = ipv4Bytes(s);
+    if ((bytes !== undefined) !== isIPv4(s)) mismatches++;
+    else if (bytes && Array.from(bytes).join('.') !== s) mismatches++;
+  }
+  t.equal(mismatches, 0, 'no string where ipv4Bytes and net.isIPv4 disagree');
 });

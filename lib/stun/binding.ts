@@ -3,9 +3,8 @@
  * into bytes, without the `stun` package: requests (one-off, or from a
  * per-pair template), success and error responses, indications.
  */
-import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../errors.js';
-import { ipv6Bytes } from '../transport/address.js';
+import { ipv4Bytes, ipv6Bytes } from '../transport/address.js';
 import { IntegrityKey, integrityKey } from './integrity.js';
 import {
   ATTR, BINDING_ERROR, BINDING_INDICATION, BINDING_REQUEST, BINDING_SUCCESS, FINGERPRINT_XOR, HEADER_LENGTH, MAGIC_COOKIE,
@@ -155,9 +154,8 @@ export function encodeBindingSuccess(transactionId: Buffer, address: string, por
 
 /** The 4 or 16 bytes of an IP address, or undefined if `address` is not one. */
 function ipBytes(address: string): Uint8Array | undefined {
-  if (isIPv4(address)) return Uint8Array.from(address.split('.'), Number);
   // Embedded IPv4 (IPv4-mapped ::ffff:a.b.c.d, IPv4-compatible ::a.b.c.d) is parsed as the groups it stands for.
-  return ipv6Bytes(address);
+  return ipv4Bytes(address) ?? ipv6Bytes(address);
 }
 
 /**
