@@ -25,9 +25,15 @@ if (r.connectInProcess) {
   for (const x of r.connectInProcess) out.push(`| ${x.mode} | ${x.trickle ? 'on' : 'off'} | ${f(x.ms)} |`);
 }
 if (r.connectPeers) {
-  out.push('', '**Time to connected**, two CLI peers in separate processes (the `connected.ms` each reports, slower side), against libnice 0.1.21 peers (`spec/interop/libnice-peer.py`) in the same run (ms):', '');
-  out.push('| nomination | trickle | ice-agent | libnice | ratio |', '| --- | --- | --- | --- | --- |');
-  for (const x of r.connectPeers) out.push(`| ${x.nomination} | ${x.trickle ? 'on' : 'off'} | ${f(x.iceAgent)} | ${f(x.libnice)} | ${x.ratio?.toFixed(2) ?? 'n/a'} |`);
+  // Results from before the pion column have no pion fields: render them as they were.
+  const withPion = r.connectPeers.some((x: { pion?: Figure; pionError?: string }) => x.pion !== undefined || x.pionError !== undefined);
+  out.push('', `**Time to connected**, two CLI peers in separate processes (the \`connected.ms\` each reports, slower side), against libnice 0.1.21 peers (\`spec/interop/libnice-peer.py\`)${withPion ? ' and pion/ice 2.3.1 peers (`spec/interop/pion-peer`)' : ''} in the same run (ms):`, '');
+  out.push(withPion ? '| nomination | trickle | ice-agent | libnice | ratio | pion | ratio to pion |' : '| nomination | trickle | ice-agent | libnice | ratio |',
+    withPion ? '| --- | --- | --- | --- | --- | --- | --- |' : '| --- | --- | --- | --- | --- |');
+  for (const x of r.connectPeers) {
+    const pion = withPion ? ` ${x.pion ? f(x.pion) : x.nomination === 'aggressive' ? 'n/a (regular only)' : 'n/a'} | ${x.pionRatio?.toFixed(2) ?? 'n/a'} |` : '';
+    out.push(`| ${x.nomination} | ${x.trickle ? 'on' : 'off'} | ${f(x.iceAgent)} | ${f(x.libnice)} | ${x.ratio?.toFixed(2) ?? 'n/a'} |${pion}`);
+  }
 }
 if (r.dataPath) {
   out.push('', '**Data path**: echo with 32 datagrams in flight through `send`/`attachRecv` on a ready component, against the same echo over two plain `dgram` sockets:', '');
@@ -54,9 +60,58 @@ if (r.media) {
   out.push(`| ${x.sessions} | ${x.connected} | ${(x.connectAllMs / 1000).toFixed(1)} | ${x.heapPerSessionKiB.toFixed(1)} | ${x.rssPerSessionKiB.toFixed(1)} | ${x.serverFds} | ${i.serverCpuPercentOfCore.toFixed(1)} | ${i.echoCpuPercentOfCore.toFixed(1)} | ${i.ratio.toFixed(2)} |`);
   out.push('', `Flood: ${fl.requests} Binding requests for random unknown ufrags from ${fl.ports} source ports in ${(fl.sendMs / 1000).toFixed(1)} s, with the sessions up: ${fl.countedByMux} reached the mux and were dropped there, ${fl.answered} answered; server RSS ${fl.rssBeforeMiB.toFixed(1)} → ${fl.rssAfterMiB.toFixed(1)} MiB, heap ${fl.heapBeforeMiB.toFixed(1)} → ${fl.heapAfterMiB.toFixed(1)} MiB, routes ${fl.routesBefore} → ${fl.routesAfter}; ${fl.serverReadyAfter} sessions ready and ${fl.serverFailedAfter} failed one consent interval later.`);
 }
+if (r.flood) {
+  const x = r.flood;
+  const mib = (v: Figure | undefined) => (v && v.n > 0 ? `${v.median >= 0 ? '+' : ''}${v.median.toFixed(2)} (${v.min.toFixed(2)}–${v.max.toFixed(2)})` : 'n/a');
+  out.push('', `**Hostile flood** on a connected session over loopback UDP (\`bench/flood.ts\`): the controlled agent alone in its process, echoing ${x.echoRate} datagrams a second for its peer, while ${x.ports} other sockets send it ${x.phases} × ${x.hostile} hostile datagrams at ${x.rate} a second (garbage, RTP-like data from unchecked sources, truncated checks, lying lengths, bad FINGERPRINT, wrong MESSAGE-INTEGRITY, unknown USERNAME, no MESSAGE-INTEGRITY, checks signed with the real password from every port (peer-reflexive), forged responses, indications, TURN requests); the quiet run is the same session for the same windows without the flood. Growth of the target's memory after GC over each ${x.hostile} (MiB):`, '');
+  out.push('| datagrams | flood: RSS | flood: heap | quiet: RSS | quiet: heap |', '| --- | --- | --- | --- | --- |');
+  for (let i = 0; i < x.phases; i++) out.push(`| ${i === 0 ? 'first' : 'next'} ${x.hostile} | ${mib(x.flood.rssMiB[i])} | ${mib(x.flood.heapMiB[i])} | ${mib(x.quiet.rssMiB[i])} | ${mib(x.quiet.heapMiB[i])} |`);
+  const last = x.runs.filter((y: { flood: boolean }) => y.flood).at(-1);
+  const echo = `Echo ratio during the flood ${f(x.flood.echoRatio, 4)}, quiet ${f(x.quiet.echoRatio, 4)}; the target used ${f(x.flood.cpuPercentOfCore)}% of a core flooded, ${f(x.quiet.cpuPercentOfCore)}% quiet.`;
+  if (last) {
+    const c = last.counted;
+    const dropped = Object.entries(c.deltas as Record<string, number>).filter(([k]) => k.startsWith('dropped.')).map(([k, v]) => `${k.slice(8)} ${v}`).join(', ');
+    out.push('', `${echo} Of the last flood run's ${last.hostile} datagrams, \`getStats()\` counted ${c.hostileCounted} and the kernel dropped ${last.kernelDrops} at the target's full socket buffer; its per-datagram counters add up to its \`packetsReceived\` (${c.primarySum} / ${c.packetsReceived}), and \`dropped\` grew by: ${dropped}. Afterwards: ${last.remoteCandidates} remote candidates, ${last.pairs} pairs, state ${last.stateAfter}, selected pair ${last.selectedPairKept ? 'unchanged' : 'changed'}.`);
+  } else out.push('', echo);
+}
+if (r.holepunch) {
+  out.push('', '**Hole punching** in the NAT rig (`bench/holepunch.ts`; network namespaces, two endpoint-independent NATs, coturn on the public side offering STUN and TURN): time to connected of two CLI peers (slower side) and the pair the controlling side selected (local-remote candidate types), ours against libnice\'s in the same run. Loss is an iptables `statistic` drop of that share of the UDP each NAT forwards, so a datagram between the hosts crosses two of them:', '');
+  out.push('| loss per NAT | runs | ice-agent (ms) | ice-agent selected | libnice (ms) | libnice selected | ratio |', '| --- | --- | --- | --- | --- | --- | --- |');
+  const pairs = (p: Record<string, number> | undefined) => Object.entries(p ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || '–';
+  for (const h of r.holepunch) {
+    if (h.skipped) out.push(`| ${(h.loss * 100).toFixed(0)}% | skipped: ${h.skipped} | | | | | |`);
+    else out.push(`| ${(h.loss * 100).toFixed(0)}% | ${Object.values(h.pairs['ice-agent'] as Record<string, number>).reduce((a, b) => a + b, 0)} | ${f(h.iceAgent, 0)} | ${pairs(h.pairs['ice-agent'])} | ${f(h.libnice, 0)} | ${pairs(h.pairs.libnice)} | ${h.ratio?.toFixed(2) ?? 'n/a'} |`);
+  }
+}
+if (r.restore) {
+  out.push('', '**Session restore** (`bench/restore.ts`): two CLI peers on loopback, one with `--session-file`, killed with SIGKILL in the data phase and started again with `--restore`; ms from the spawn of the new process (Node\'s start-up included), against a fresh pair of peers spawned together in the same run:', '');
+  out.push('| side restored | to `restored` | to first echo | answering | fresh: `connected` | fresh: first echo | ratio to data | Node start-up | Node + import |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const x of r.restore) {
+    out.push(`| ${x.role} | ${f(x.restored, 0)} | ${x.firstEcho ? f(x.firstEcho, 0) : '–'} | ${f(x.answering, 0)} | ${f(x.freshConnected, 0)} | ${x.freshFirstEcho ? f(x.freshFirstEcho, 0) : '–'} | ${x.ratio?.toFixed(2) ?? 'n/a'} | ${f(x.nodeStartup, 0)} | ${f(x.importStartup, 0)} |`);
+  }
+}
+if (r.browser && !r.browser.skipped) {
+  const x = r.browser;
+  out.push('', `**A real browser** (\`bench/browser.ts\`, as \`spec/browser.test.ts\` runs it: headless ${x.chromium?.split(' built')[0] ?? 'Chromium'} in a loopback-only network namespace, through the example signalling server): the browser offers a data channel after gathering, the other side answers with its candidates; the browser's \`setRemoteDescription(answer)\` → \`iceConnectionState\` connected, on the page's clock, against a second Chromium peer connection in the same page answering, in the same run (ms):`, '');
+  out.push('| answered by | browser: answer → ICE connected | answering side: offer → ready / connected | ratio |', '| --- | --- | --- | --- |');
+  out.push(`| ice-agent (controlled) | ${f(x.iceAgent?.browserMs)} | ${f(x.iceAgent?.agentReadyMs)} | ${x.ratio?.toFixed(2) ?? 'n/a'} |`);
+  out.push(`| Chromium | ${f(x.chromiumPair?.browserMs)} | ${f(x.chromiumPair?.answererMs)} | 1 |`);
+}
 // The reading of the figures: the numbers in it come from the JSON too.
 out.push('', 'Reading the figures:');
 out.push('- Regular nomination waits one Ta (`stunPacingTimer`, 20 ms by default) between the first check and the nomination check, as RFC 8445 §14.2 paces new transactions; aggressive nomination needs no second check. For the CLI peers, `connected.ms` counts from the arrival of the remote credentials; with trickle those come before the candidates, so the trickle figures include the signalling of the candidates.');
+if (r.connectPeers?.some((x: { pion?: Figure }) => x.pion !== undefined)) {
+  out.push('- A controlling pion/ice v2 agent nominates the regular way only, so the aggressive rows have no pion figure. It nominates on its 200 ms check tick (`CheckInterval`), or at once when a check from the peer arrives on a pair whose own check has already succeeded: when the controlled side\'s first check gets there before pion\'s own check has succeeded, the answer to pion\'s check makes the pair valid but nothing triggers the nomination until the next tick, about 200 ms later. With trickle, a check that gets to pion before the candidate it comes from makes pion learn a peer-reflexive candidate of the same address; pion then credits every answer to that one (its remote candidate lookup takes the first of that address), and waits its `PrflxAcceptanceMinWait` (1 s) before nominating the pair: those runs take about a second (the max of its column).');
+}
+if (r.flood) {
+  out.push('- Flood: heap is what the agent keeps (JavaScript objects alive after a full GC): the first window holds the code V8 compiles for the paths the flood takes (error responses, peer-reflexive learning, triggered checks) and the bounded tables it fills (at most `maxRemoteCandidates` remote candidates and their pairs, `2 × maxRemoteCandidates` authorised sources); the next window shows whether anything grows per datagram. RSS adds what V8 and the allocator keep committed after the garbage of a high packet rate (V8 grows its heap spaces under allocation pressure and gives pages back only when idle): compare the quiet column, whose windows shrink back. Datagrams the kernel dropped at a full socket buffer never reached the agent; on a loaded machine they are where a starved process shows, and echo datagrams are among them.');
+}
+if (r.holepunch) {
+  out.push('- Hole punching: with 20% loss in each NAT, a datagram between the hosts is lost 36% of the time and a check with its answer 59%; server traffic is lost too (a server-reflexive candidate whose Binding requests are all lost is never gathered). A run that did not connect within 25 s is counted as `failed`.');
+}
+if (r.restore) {
+  out.push('- Restore: the controlling side writes `restored` once its agent is restored and starts sending at once, so its first echo follows by one round trip. The controlled side writes `restored` at the first datagram from its peer, which it echoes; its peer had a window of datagrams in flight when the old process died and sends again when its 500 ms loss timer frees the window (peer-protocol.md), so that column is mostly the peer\'s timer. "Answering" is when the restored process first answers a Binding request without credentials sent to its port every 2 ms (a 400; nothing in the session changes): the process is up, its ports bound, its session loaded. Node start-up: spawn to the first line of `node -e`, and of a Node that imports ice-agent first, on the same machine in the same run.');
+}
 out.push('- The data path is one byte test, one source comparison and a callback on receive, and one `socket.send` on send; the ratio to plain `dgram` is its whole overhead.');
 if (r.scale?.length) {
   const big = r.scale[r.scale.length - 1];

@@ -15,8 +15,12 @@ import { benchScale, type ScaleResult } from './scale.js';
 import { benchStun } from './stun.js';
 import { benchMedia, type MediaResult } from './media.js';
 import { benchDtls, type DtlsBenchResult } from './dtls.js';
-import { fmt } from './stats.js';
+import { fmt, type Figure } from './stats.js';
 import { benchTcp, type TcpResult } from './tcp.js';
+import { benchFlood, type FloodResult } from './flood.js';
+import { benchHolePunch, type HolePunchResult } from './holepunch.js';
+import { benchRestore, type RestoreRoleResult } from './restore.js';
+import { benchBrowser, type BrowserBenchResult } from './browser.js';
 
 const { values } = parseArgs({
   options: {
@@ -45,7 +49,10 @@ const result: Record<string, unknown> = { machine };
 if (want('connect')) {
   log('connect: in-process ...');
   result.connectInProcess = await benchConnectInProcess(quick ? 5 : 20);
-  log('connect: CLI peers, ice-agent vs libnice ...');
+}
+// `--only peers` runs the CLI peers alone (`connect` runs both).
+if (want('connect') || want('peers')) {
+  log('connect: CLI peers, ice-agent vs libnice vs pion ...');
   result.connectPeers = await benchPeers(quick ? 3 : 7);
 }
 if (want('datapath')) {
@@ -83,6 +90,25 @@ if (want('dtls')) {
   log('dtls: node-dtls-client <-> gnutls-serv, over an ICE pair and directly ...');
   result.dtls = await benchDtls(quick ? 3 : 7, quick ? 200 : 500, quick ? 2000 : 5000);
 }
+if (want('flood')) {
+  // Two phases of 100,000 even when quick: the figure is per 100,000, and the second phase shows whether growth goes on.
+  log('flood: a connected session under a hostile flood, against a quiet run of the same length ...');
+  result.flood = await benchFlood(quick ? 1 : 3, { hostile: 100_000, phases: 2, ports: 2000, rate: 5000, echoRate: 200, log });
+}
+if (want('holepunch')) {
+  log('holepunch: EIM/EIM NAT rig, ice-agent vs libnice, no loss ...');
+  const clean = await benchHolePunch(quick ? 3 : 5, 0);
+  log('holepunch: EIM/EIM NAT rig, 20% loss in each NAT ...');
+  result.holepunch = [clean, await benchHolePunch(quick ? 3 : 10, 0.2)];
+}
+if (want('restore')) {
+  log('restore: CLI peers killed (SIGKILL) and restored with --restore, against fresh pairs ...');
+  result.restore = await benchRestore(quick ? 3 : 7, log);
+}
+if (want('browser')) {
+  log('browser: headless Chromium <-> ice-agent, against Chromium <-> Chromium, in a loopback-only namespace ...');
+  result.browser = await benchBrowser(quick ? 3 : 7, log);
+}
 
 // ------------------------------------------------------------------- report
 const lines: string[] = [];
@@ -96,7 +122,8 @@ const cp = result.connectPeers as Awaited<ReturnType<typeof benchPeers>> | undef
 if (cp) {
   lines.push('', 'time to connected, two CLI peers (connected.ms, slower side):');
   for (const r of cp) {
-    lines.push(`  ${r.nomination.padEnd(10)} trickle=${String(r.trickle).padEnd(5)} ice-agent ${fmt(r.iceAgent)} | libnice ${fmt(r.libnice)} | ratio ${r.ratio?.toFixed(2) ?? 'n/a'}${r.libniceError ? ` (${r.libniceError})` : ''}`);
+    lines.push(`  ${r.nomination.padEnd(10)} trickle=${String(r.trickle).padEnd(5)} ice-agent ${fmt(r.iceAgent)} | libnice ${fmt(r.libnice)} | ratio ${r.ratio?.toFixed(2) ?? 'n/a'}${r.libniceError ? ` (${r.libniceError})` : ''}` +
+      ` | pion ${fmt(r.pion)} | ratio ${r.pionRatio?.toFixed(2) ?? 'n/a'}${r.pionError ? ` (${r.pionError})` : ''}`);
   }
 }
 const dp = result.dataPath as Awaited<ReturnType<typeof benchDataPath>> | undefined;
@@ -155,6 +182,53 @@ else if (dt && 'ice' in dt) {
   }
   lines.push(`  ratio ICE/direct: throughput ${dt.ratio.throughput.toFixed(2)}, rtt ${dt.ratio.rtt.toFixed(2)} (+${dt.addedLatencyUs.toFixed(0)} µs), handshake ${dt.ratio.handshake.toFixed(2)}`);
   lines.push(`  loopback shim vs in-memory: throughput ${dt.loopbackShim.throughputRatio.toFixed(2)}, rtt +${dt.loopbackShim.addedLatencyUs.toFixed(0)} µs`);
+}
+const fl = result.flood as FloodResult | undefined;
+if (fl) {
+  const mib = (x: Figure | undefined) => (x && !Number.isNaN(x.median) ? `${x.median >= 0 ? '+' : ''}${x.median.toFixed(2)} MiB (${x.min.toFixed(2)}–${x.max.toFixed(2)}, n=${x.n})` : 'n/a');
+  lines.push('', `hostile flood on a connected session (loopback UDP, the target alone in its process; ${fl.phases} × ${fl.hostile} datagrams from ${fl.ports} ports at ${fl.rate}/s, echo ${fl.echoRate}/s; quiet: the same session and windows, no flood; growth after GC):`);
+  for (let i = 0; i < fl.phases; i++) {
+    lines.push(`  ${i === 0 ? 'first' : 'next '} ${fl.hostile}: flood RSS ${mib(fl.flood.rssMiB[i])}, heap ${mib(fl.flood.heapMiB[i])} | quiet RSS ${mib(fl.quiet.rssMiB[i])}, heap ${mib(fl.quiet.heapMiB[i])}`);
+  }
+  lines.push(`  echo ratio: flood ${fmt(fl.flood.echoRatio, 4)} | quiet ${fmt(fl.quiet.echoRatio, 4)}; rtt p99 flood ${fmt(fl.flood.rttP99Ms, 1)} | quiet ${fmt(fl.quiet.rttP99Ms, 1)}; target CPU flood ${fmt(fl.flood.cpuPercentOfCore, 1)} | quiet ${fmt(fl.quiet.cpuPercentOfCore, 1)} of a core`);
+  const last = fl.runs.filter((r) => r.flood).at(-1);
+  if (last) {
+    const c = last.counted;
+    const dropped = Object.entries(c.deltas).filter(([k]) => k.startsWith('dropped.')).map(([k, v]) => `${k.slice(8)} ${v}`).join(', ');
+    lines.push(`  counted (last flood run): ${last.hostile} sent = ${c.hostileCounted} seen by the agent + ${last.kernelDrops} dropped by the kernel at the full socket buffer; packetsReceived ${c.packetsReceived}, per-datagram counters sum ${c.primarySum}; dropped: ${dropped}`);
+    lines.push(`  after it: ${last.remoteCandidates} remote candidates, ${last.pairs} pairs, ${last.deliveredFromOthers} datagrams from checked flood ports delivered, ${last.toFlooder} datagrams sent to the flood ports, state ${last.stateAfter}, selected pair ${last.selectedPairKept ? 'kept' : 'CHANGED'}; GCs ${last.gc.minor} minor, ${last.gc.major} major`);
+  }
+  if (fl.error) lines.push(`  (error: ${fl.error})`);
+}
+const hp = result.holepunch as HolePunchResult[] | undefined;
+if (hp) {
+  lines.push('', 'hole punching, EIM/EIM NAT rig (CLI peers, coturn on the public side; loss: iptables statistic drops in each NAT\'s FORWARD chain, so 1−(1−loss)² per direction end to end):');
+  for (const h of hp) {
+    if (h.skipped) {
+      lines.push(`  loss ${(h.loss * 100).toFixed(0)}%: skipped (${h.skipped})`);
+      continue;
+    }
+    const pairs = (x: Record<string, number>) => Object.entries(x).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+    lines.push(`  loss ${String((h.loss * 100).toFixed(0)).padStart(2)}%: ice-agent ${fmt(h.iceAgent, 0)} [${pairs(h.pairs['ice-agent'])}] | libnice ${fmt(h.libnice, 0)} [${pairs(h.pairs.libnice)}] | ratio ${h.ratio?.toFixed(2) ?? 'n/a'}${h.error ? ` (last error: ${h.error.slice(0, 200)})` : ''}`);
+  }
+}
+const rs = result.restore as RestoreRoleResult[] | undefined;
+if (rs) {
+  lines.push('', 'session restore, CLI peers on loopback (SIGKILL in the data phase, then --restore; ms from the new process\'s spawn; fresh: two new peers spawned together):');
+  for (const r of rs) {
+    const data = r.role === 'controlling'
+      ? `restored ${fmt(r.restored, 0)}, first echo ${fmt(r.firstEcho, 0)} | fresh: connected ${fmt(r.freshConnected, 0)}, first echo ${fmt(r.freshFirstEcho, 0)}`
+      : `restored (first datagram from the peer) ${fmt(r.restored, 0)} | fresh: connected ${fmt(r.freshConnected, 0)}`;
+    lines.push(`  ${r.role.padEnd(11)} ${data} | ratio ${r.ratio.toFixed(2)}; answering a probe ${fmt(r.answering, 0)}; outage ${fmt(r.outage, 0)}${r.error ? ` (error: ${r.error.slice(0, 200)})` : ''}`);
+  }
+  for (const r of rs) lines.push(`  start-up references (${r.role} repeats): node ${fmt(r.nodeStartup, 0)}, node importing ice-agent ${fmt(r.importStartup, 0)}`);
+}
+const br = result.browser as BrowserBenchResult | undefined;
+if (br?.skipped) lines.push('', `browser: skipped (${br.skipped})`);
+else if (br) {
+  lines.push('', `browser (${br.chromium}; it offers a data channel after gathering; setRemoteDescription(answer) → ICE connected on the page's clock):`);
+  lines.push(`  answered by ice-agent ${fmt(br.iceAgent?.browserMs, 1)} | by a second Chromium peer connection ${fmt(br.chromiumPair?.browserMs, 1)} | ratio ${br.ratio?.toFixed(2) ?? 'n/a'}`);
+  lines.push(`  answering side: ice-agent offer → ready ${fmt(br.iceAgent?.agentReadyMs, 1)} | Chromium setRemoteDescription(offer) → connected ${fmt(br.chromiumPair?.answererMs, 1)}${br.errors.length ? ` (errors: ${br.errors.slice(0, 3).join('; ')})` : ''}`);
 }
 process.stdout.write(`${lines.join('\n')}\n`);
 if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
