@@ -260,3 +260,16 @@ t.test('copyCandidate: no object shared with the agent state', async (t) => {
   const { base: _base, ...noBase } = c;
   t.notOk('base' in copyCandidate(noBase), 'no base invented for a candidate without one');
 });
+
+// Found by `npm run fuzz` (candidate.objects, seed 20261202): a sparse extensions array passed
+// Array.prototype.every (it skips holes) and its hole later threw a TypeError while serialising.
+t.test('checkRemoteCandidate: extensions with a hole is an InvalidArgumentError naming extensions', async (t) => {
+  const ok = { type: 'host', transport: 'udp', foundation: 'A', component: 1, priority: 1, address: '::1', port: 9 } as const;
+  // eslint-disable-next-line no-sparse-arrays
+  const sparse = [, ['generation', '0']] as unknown as Array<[string, string]>;
+  let error: unknown;
+  try { checkRemoteCandidate({ ...ok, extensions: sparse }, 1, 'candidate'); } catch (e) { error = e; }
+  t.ok(error instanceof InvalidArgumentError, 'an InvalidArgumentError', { error });
+  t.match((error as Error | undefined)?.message, /extensions/, 'naming the field');
+  t.equal(checkRemoteCandidate({ ...ok, extensions: [['generation', '0']] }, 1, 'candidate').extensions?.length, 1, 'a dense list still passes');
+});

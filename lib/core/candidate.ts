@@ -181,8 +181,8 @@ export function checkRemoteCandidate(x: Candidate | string, componentId: number 
     if (c.relatedPort !== undefined && (!Number.isInteger(c.relatedPort) || c.relatedPort < 0 || c.relatedPort > 65535)) {
       throw bad('relatedPort', 'must be an integer 0..65535');
     }
-    if (c.extensions !== undefined && (!Array.isArray(c.extensions) ||
-      !c.extensions.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'string'))) {
+    // An index loop, not every(): every() skips the holes of a sparse array, which would pass as pairs.
+    if (c.extensions !== undefined && (!Array.isArray(c.extensions) || !isPairList(c.extensions))) {
       throw bad('extensions', 'must be an array of [name, value] string pairs');
     }
     // Everything else (type and transport tokens, extension names and values) as the grammar has it:
@@ -212,4 +212,13 @@ export function copyCandidate(c: Candidate): Candidate {
   if (c.base) out.base = { ...c.base };
   if (c.extensions) out.extensions = c.extensions.map(([k, v]) => [k, v]);
   return out;
+}
+
+/** Whether every index of `list` (holes included) holds a [name, value] pair of strings. */
+function isPairList(list: unknown[]): boolean {
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i];
+    if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || typeof e[1] !== 'string') return false;
+  }
+  return true;
 }
