@@ -43,7 +43,8 @@ let inputs = 0;
 let failures = 0;
 const started = performance.now();
 for (const target of targets) {
-  const numRuns = Math.max(1, Math.round((total * target.weight) / weights));
+  // Rounded up, so that the targets together run at least the total asked for.
+  const numRuns = Math.max(1, Math.ceil((total * target.weight) / weights));
   const { property, close, detail } = await target.create(seed);
   const t0 = performance.now();
   const details = await fc.check(property, { numRuns, seed, ...(values.path !== undefined ? { path: values.path } : {}) });

@@ -135,8 +135,12 @@ function select(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair): void {
     // §8.3: unused relayed candidates are freed a little after the checklist completes.
     s.freeAt = ctx.now + 3000;
   }
-  // §8.1.2: the component's other checks stop; those in flight are cancelled.
-  for (const p of pruneComponent(s, c.id)) if (p.txKey !== undefined) cancelTx(ctx, p.txKey);
+  // §8.1.2: the component's other checks stop; those in flight are cancelled. Not under aggressive
+  // nomination: a check in flight carries USE-CANDIDATE, and the controlled agent may already have
+  // nominated its pair on receipt (RFC 5245 §8.1.1.2); cancelled, the two agents would stay on
+  // different pairs. Its answer may make a higher-priority pair nominated, which then replaces this one.
+  const keepInFlight = ctx.role.controlling && ctx.role.mode === 'aggressive';
+  for (const p of pruneComponent(s, c.id)) if (p.txKey !== undefined && !keepInFlight) cancelTx(ctx, p.txKey);
   log(ctx, 'agent', 'info', () => `stream ${s.id} component ${c.id}: selected pair ${describePair(pair, cands.local, cands.remote)}`);
   emit(ctx, {
     type: 'new-selected-pair', streamId: s.id, componentId: c.id,
