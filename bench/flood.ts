@@ -49,7 +49,7 @@ import { crc32 } from 'node:zlib';
 import { Agent, serializeCandidate, type AgentStats } from '../lib/index.js';
 import { Rpc, serveRpc, isMain } from './media-client.js';
 import { buildStun, encodeAttr, ipv4Bytes, xorAddress, type Attr } from '../spec/support/fuzz-stun.js';
-import { figure, type Figure, withTimeout } from './stats.js';
+import { figure, socketDrops, type Figure, withTimeout } from './stats.js';
 
 const HERE = fileURLToPath(import.meta.url);
 const HEAPDIR = process.env.ICE_AGENT_BENCH_HEAPDIR;
@@ -328,16 +328,6 @@ export function hostileMix(s: Session, n: number, seed = 17): { data: Buffer[]; 
 }
 
 // ------------------------------------------------------------------- runs
-
-/** Datagrams the kernel dropped at the full receive buffer of the UDP socket on 127.0.0.1:`port` (/proc/net/udp). */
-function socketDrops(port: number): number {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f[1] === local) return Number(f[f.length - 1]);
-  }
-  return NaN;
-}
 
 /** Every counter of AgentStats, flattened (`dropped.x`), as numbers. */
 function flat(s: AgentStats): Record<string, number> {

@@ -36,7 +36,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent, DEFAULT_OPTIONS, UdpMux, serializeCandidate, type UdpMuxStats } from '../lib/index.js';
 import { encodeBindingRequest } from '../lib/stun/binding.js';
 import { Rpc, serveRpc, isMain, cpuWindow, type Offer } from './media-client.js';
-import { withTimeout } from './stats.js';
+import { socketDrops, withTimeout } from './stats.js';
 
 export interface MediaOptions {
   sessions: number;
@@ -139,16 +139,6 @@ function machine(): { busy: number; total: number } {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   const total = f.reduce((a, b) => a + b, 0);
   return { busy: total - f[3]! - (f[4] ?? 0), total };
-}
-
-/** Datagrams the kernel dropped at the full receive buffer of the UDP socket bound to 127.0.0.1:`port` (/proc/net/udp `drops`). */
-function socketDrops(port: number): number {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f[1] === local) return Number(f[f.length - 1]);
-  }
-  return NaN;
 }
 
 export async function benchMedia(o: MediaOptions): Promise<MediaResult> {

@@ -1,4 +1,5 @@
-/** Small helpers for benchmark figures: every figure is a median with min and max over repeats. */
+/** Small helpers for the benchmarks: every figure is a median with min and max over repeats; kernel socket counters. */
+import { readFileSync } from 'node:fs';
 export interface Figure {
   median: number;
   min: number;
@@ -31,4 +32,14 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
     const t = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
     p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
   });
+}
+
+/** Datagrams the kernel dropped at the full receive buffer of the UDP socket bound to 127.0.0.1:`port` (/proc/net/udp `drops`). */
+export function socketDrops(port: number): number {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === local) return Number(f[f.length - 1]);
+  }
+  return NaN;
 }
