@@ -5,7 +5,7 @@
  * for a given seed.
  */
 import t from 'tap';
-import { simPair, exchange, runUntilState, closePair, type Side } from './support/sim-pair.js';
+import { simPair, exchange, runUntilState, closePair, type Side, SERVER, USER, PASS } from './support/sim-pair.js';
 
 const SIDES: Side[] = ['none', 'eim', 'symmetric'];
 
@@ -54,4 +54,19 @@ t.test('the same seed gives the same run; another seed with loss a different one
   t.equal(x.ms, y.ms, 'same connect time');
   t.same(x.pair, y.pair, 'same selected pair');
   t.ok(z.ms !== x.ms || JSON.stringify(z.pair) !== JSON.stringify(x.pair), 'another seed differs');
+});
+
+t.test('a TURN server alone gives the server-reflexive candidate too (XOR-MAPPED-ADDRESS of the Allocate response, §5.1.1.2)', async (t) => {
+  const p = await simPair({ sideA: 'eim', sideB: 'eim', seed: 5, servers: false, a: { turnServers: [{ url: `turn:${SERVER}:3478`, username: USER, credential: PASS }] }, b: { turnServers: [{ url: `turn:${SERVER}:3478`, username: USER, credential: PASS }] } });
+  for (const [ag, natIp] of [[p.a, '203.0.113.10'], [p.b, '203.0.113.20']] as const) {
+    const srflx = ag.getLocalCandidates(1, 1).filter((c) => c.type === 'srflx');
+    t.equal(srflx.length, 1, 'one srflx candidate, from the allocation');
+    t.equal(srflx[0]?.address, natIp, 'at the NAT\'s public address');
+    t.ok(ag.getLocalCandidates(1, 1).some((c) => c.type === 'relay'), 'and the relayed one');
+  }
+  exchange(p);
+  await runUntilState(p, 'ready', [[p.a, 1, 1], [p.b, 1, 1]], 60_000);
+  const pair = p.a.getSelectedPair(1, 1)!;
+  t.same([pair.local.type, pair.remote.type], ['srflx', 'srflx'], 'the direct srflx pair is selected, not the relay');
+  await closePair(p);
 });

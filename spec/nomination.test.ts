@@ -101,6 +101,11 @@ t.test('regular controlling: stopping criteria by pair type (direct, host ↔ ho
     higher.counters.requestsSent = 3;
     t.equal(n.decide([higher, relayed], [relayed], 999).nominate, undefined, `${name}: before waitMs still waits`);
     t.equal(n.decide([higher, relayed], [relayed], 1000).nominate, relayed, `${name}: direct pair sent 3 times: nominated at waitMs`);
+    // The peer's checks came in on the direct pair above (it works one way at least): wait up to 10 × waitMs.
+    higher.counters.requestsReceived = 1;
+    t.equal(n.decide([higher, relayed], [relayed], 9000).nominate, undefined, `${name}: the peer's checks come in on the direct pair: still waits at 9 × waitMs`);
+    t.equal(n.decide([higher, relayed], [relayed], 10_000).nominate, relayed, `${name}: at 10 × waitMs: nominated anyway`);
+    higher.counters.requestsReceived = 0;
     // A higher *relayed* pending pair does not hold it beyond waitMs.
     higher.counters.requestsSent = 0;
     const higherRelayed = pair(7, 5000, 'waiting', ['relay', 'host']);

@@ -11,6 +11,7 @@
 import { isV6, type TransportAddress } from '../transport/address.js';
 import { ServerError, TurnError } from '../errors.js';
 import { Allocation } from '../turn/allocation.js';
+import { udpWaits } from '../turn/codec.js';
 import {
   type DecodedStun, HEADER_LENGTH, MAGIC_COOKIE, crc32, getErrorCode, getXorMappedAddress,
 } from '../stun/message.js';
@@ -112,21 +113,15 @@ function serverError(ctx: Ctx, s: StreamData, c: ComponentData, error: ServerErr
 }
 
 /**
- * Retransmission waits that fit inside `timeoutMs`: RTO starting at
- * min(500 ms, timeout/8) and doubling (RFC 8489 §6.2.1), the last wait
- * stretched so the total is exactly the timeout.
+ * The first retransmission timeout of a request to a STUN or TURN server
+ * during gathering: 250 ms (Chromium's initial STUN RTO), less for a short
+ * `serverTimeout`. The waits then double within the timeout (RFC 8489
+ * §6.2.1, lib/turn/codec.ts udpWaits): with the default 2 s, four
+ * transmissions, at 0, 250, 750 and 1750 ms, so that a lossy path (20% each
+ * way) still gets an answer 98% of the time.
  */
-export function boundedWaits(timeoutMs: number): number[] {
-  const waits: number[] = [];
-  let rto = Math.max(1, Math.min(500, Math.floor(timeoutMs / 8)));
-  let total = 0;
-  while (total + rto * 2 <= timeoutMs && waits.length < 7) {
-    waits.push(rto);
-    total += rto;
-    rto *= 2;
-  }
-  waits.push(timeoutMs - total);
-  return waits;
+export function serverRto(timeoutMs: number): number {
+  return Math.max(1, Math.min(250, Math.floor(timeoutMs / 8)));
 }
 
 /** A Binding request to a STUN server (RFC 8489 §6): no credentials, FINGERPRINT only. */
@@ -171,7 +166,7 @@ export function startServers(ctx: Ctx, s: StreamData, plan: ServerPlan): void {
 
 function startSrflx(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord, url: string, server: TransportAddress): void {
   const tid = ctx.env.randomBytes(12);
-  const waits = boundedWaits(ctx.o.serverTimeout);
+  const waits = udpWaits(serverRto(ctx.o.serverTimeout), ctx.o.serverTimeout);
   const tx: SrflxTx = {
     key: tid.toString('hex'), streamId: s.id, componentId: c.id, transportId: t.id, url, server,
     bytes: encodeServerBinding(tid), attempt: 0, waits, nextAt: ctx.now + waits[0]!,
@@ -206,6 +201,7 @@ function startRelay(ctx: Ctx, s: StreamData, c: ComponentData, hosts: TransportR
     username: sv.username,
     password: sv.credential,
     timeoutMs: ctx.o.serverTimeout,
+    rto: serverRto(ctx.o.serverTimeout),
   });
   const rec = { id: nextId(ctx), streamId: s.id, componentId: c.id, url: sv.url, linkId: link.id, relayId: undefined, machine, pending: true };
   d.allocations.set(rec.id, rec);
@@ -250,13 +246,21 @@ export function srflxResponse(ctx: Ctx, t: TransportRecord, from: TransportAddre
   } else {
     const mapped = getXorMappedAddress(m);
     if (!mapped) serverError(ctx, s, c, new ServerError('stun', tx.url, undefined, 'response without XOR-MAPPED-ADDRESS'));
-    else addSrflx(ctx, s, c, t, tx, mapped);
+    else addSrflx(ctx, s, c, t, tx.server.address, mapped);
   }
   jobDone(ctx, s);
   return true;
 }
 
-function addSrflx(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord, tx: SrflxTx, mapped: TransportAddress): void {
+/**
+ * A server-reflexive candidate on host transport `t`, the mapping `mapped`
+ * seen by `serverAddress`: from a STUN Binding response, or from the
+ * XOR-MAPPED-ADDRESS of a TURN Allocate response (RFC 8445 §5.1.1.2, RFC 8656
+ * §7.3), so that a lost Binding exchange on a lossy path does not cost the
+ * direct srflx path when the allocation got through.
+ */
+export function addSrflx(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord, serverAddress: string, mapped: TransportAddress): void {
+  if (ctx.o.forceRelay || t.kind !== 'host' || t.protocol !== 'udp') return;
   // Not behind a NAT (the mapping is the host address), or a second server
   // reporting the same mapping: nothing new (§5.1.3 removes such duplicates).
   if (c.local.some((x) => x.c.address === mapped.address && x.c.port === mapped.port)) return;
@@ -264,7 +268,7 @@ function addSrflx(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord,
   addLocalCandidate(ctx, s, c, t.id, {
     type: 'srflx',
     transport: 'udp',
-    foundation: foundationOf(ctx.d.foundations, foundationKey('srflx', t.local.address, 'udp', tx.server.address)),
+    foundation: foundationOf(ctx.d.foundations, foundationKey('srflx', t.local.address, 'udp', serverAddress)),
     component: c.id,
     priority: computePriority('srflx', host ? localPreferenceOf(host.c.priority) : hostLocalPreference(t.rank), c.id),
     address: mapped.address,
@@ -275,7 +279,7 @@ function addSrflx(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord,
     streamId: s.id,
   });
   // ICE-TCP: a passive srflx candidate from the same mapping, where the NAT keeps ports (lib/core/tcp.ts).
-  addTcpSrflx(ctx, s, c, t, mapped, tx.server.address);
+  addTcpSrflx(ctx, s, c, t, mapped, serverAddress);
 }
 
 export function srflxTimeout(ctx: Ctx, tx: SrflxTx): void {

@@ -13,7 +13,7 @@ import type { AllocationEvent } from '../turn/allocation.js';
 import { computePriority, foundationKey, foundationOf } from './candidate.js';
 import { pairById, removePair, validPairs } from './checklist.js';
 import { type Ctx, emit, log, nextId, setState, withAllocation } from './context.js';
-import { addLocalCandidate, jobDone } from './gathering.js';
+import { addLocalCandidate, addSrflx, jobDone } from './gathering.js';
 import { evaluate, runNomination, updateSelection } from './selection.js';
 import { queueFrame } from './tcp.js';
 import type { AllocationRecord, LocalCand, RemoteCand, StreamData, TransportRecord } from './state.js';
@@ -97,6 +97,10 @@ function onAllocationEvent(ctx: Ctx, rec: AllocationRecord, e: AllocationEvent):
       };
       ctx.d.transports.set(t.id, t);
       rec.relayId = t.id;
+      // The server saw the host transport's mapping: a server-reflexive candidate too (§5.1.1.2), in
+      // case the Binding request of the STUN server was lost (or no STUN server was configured).
+      const link = ctx.d.transports.get(rec.linkId);
+      if (e.mapped && link) addSrflx(ctx, s, c, link, rec.machine.config.server.address, e.mapped);
       const relays = c.local.filter((l) => l.c.type === 'relay').length;
       addLocalCandidate(ctx, s, c, t.id, {
         type: 'relay',
