@@ -10,7 +10,7 @@ import type { Candidate } from './core/candidate.js';
 import type { PairInfo, SelectedPair } from './core/core.js';
 import { SessionError, verifySession, type SessionSnapshot } from './core/session.js';
 import type { ComponentState, Credentials } from './core/state.js';
-import { type AgentOptions, type ResolvedOptions, type TurnServer, resolveOptions, validateTurnServer } from './options.js';
+import { type AgentOptions, type ResolvedOptions, type TurnServer, resolveOptions, sharedOptions, validateTurnServer } from './options.js';
 import type { AgentStats } from './stats.js';
 import type { StreamStats } from './core/report.js';
 import { InvalidArgumentError, InvalidStateError, type GatheringError, type ServerError } from './errors.js';
@@ -71,7 +71,7 @@ export class Agent extends EventEmitter {
 
   constructor(options: AgentOptions = {}) {
     super();
-    this.options = Object.freeze(resolveOptions(options));
+    this.options = sharedOptions(resolveOptions(options));
     this.id = this.options.name ?? `agent-${++agentCount}`;
     this.#sh = new Shell(this, this.options, this.id);
     this.#sh.log.write('agent', 'debug', `created: ${this.options.iceLite ? 'lite' : 'full'}, ${this.options.controllingMode ? 'controlling' : 'controlled'}, ${this.options.nominationMode} nomination`);

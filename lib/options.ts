@@ -390,3 +390,39 @@ export function resolveOptions(input: AgentOptions = {}): ResolvedOptions {
   }
   return o;
 }
+
+/**
+ * One frozen options object for every agent created with the same options.
+ * A media server makes thousands of agents from one literal (`{ iceLite:
+ * true, udpMux }`); resolved, each was a 37-field object of its own, about
+ * 300 bytes a session (bench/media.ts). Objects in the options (network,
+ * mux, logger, mDNS resolver) count by identity. The table is bounded and
+ * holds its objects weakly: options nobody uses any more are collected.
+ */
+const refIds = new WeakMap<object, number>();
+let lastRefId = 0;
+const shared = new Map<string, WeakRef<Readonly<ResolvedOptions>>>();
+const SHARED_MAX = 64;
+
+function byIdentity(x: unknown): unknown {
+  if (x === null || (typeof x !== 'object' && typeof x !== 'function')) return x;
+  let id = refIds.get(x);
+  if (id === undefined) {
+    id = ++lastRefId;
+    refIds.set(x, id);
+  }
+  return `#${id}`;
+}
+
+export function sharedOptions(o: ResolvedOptions): Readonly<ResolvedOptions> {
+  const key = JSON.stringify({ ...o, network: byIdentity(o.network), udpMux: byIdentity(o.udpMux), logger: byIdentity(o.logger), mdns: byIdentity(o.mdns) });
+  const hit = shared.get(key)?.deref();
+  if (hit) return hit;
+  Object.freeze(o.stunServers);
+  Object.freeze(o.turnServers);
+  if (o.localAddresses) Object.freeze(o.localAddresses);
+  const frozen = Object.freeze(o);
+  if (shared.size >= SHARED_MAX) shared.delete(shared.keys().next().value!);
+  shared.set(key, new WeakRef(frozen));
+  return frozen;
+}

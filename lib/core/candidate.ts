@@ -111,7 +111,7 @@ export function foundationKey(
  * equal keys get equal foundations, different keys different ones; short
  * decimal strings, as libnice uses.
  */
-export function foundationOf(registry: Map<string, string>, key: string): string {
+export function foundationOf(registry: { get(key: string): string | undefined; set(key: string, value: string): unknown; readonly size: number }, key: string): string {
   let f = registry.get(key);
   if (f === undefined) {
     f = String(registry.size + 1);

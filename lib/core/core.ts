@@ -95,12 +95,12 @@ export class IceCore implements Ctx {
       tieBreaker: env.randomBytes(8).readBigUInt64BE(),
       nextStreamId: 1,
       nextId: 1,
-      streams: new Map(),
-      transports: new Map(),
+      streams: new LazyMap(),
+      transports: new LazyMap(),
       checks: new LazyMap(),
       srflx: new LazyMap(),
       allocations: new LazyMap(),
-      foundations: new Map(),
+      foundations: new LazyMap(),
       nextCheckAt: 0,
       pacerIdle: true,
       rr: 0,
@@ -143,7 +143,7 @@ export class IceCore implements Ctx {
       throw new InvalidArgumentError('nComponents', `must be an integer from 1 to 256, got ${nComponents}`);
     }
     const id = this.d.nextStreamId++;
-    const components = new Map<number, ComponentData>();
+    const components = new LazyMap<number, ComponentData>();
     for (let c = 1; c <= nComponents; c++) components.set(c, newComponent(c));
     this.d.streams.set(id, {
       id, generation: 0, local: newCredentials(this), previousLocal: undefined, remote: undefined, previousRemote: undefined,

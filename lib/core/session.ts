@@ -198,9 +198,9 @@ export function verifySession(snap: unknown, key?: string | Buffer): SessionSnap
  * the peer's consent again (RFC 7675); no check, no gathering, no Allocate.
  */
 export function importSession(snap: SessionSnapshot, now: number): Omit<CoreData, 'stats' | 'closing'> {
-  const streams = new Map<number, StreamData>();
+  const streams = new LazyMap<number, StreamData>();
   for (const ss of snap.streams) {
-    const components = new Map<number, ComponentData>();
+    const components = new LazyMap<number, ComponentData>();
     for (const sc of ss.components) {
       const c = newComponent(sc.id);
       c.state = sc.state;
@@ -230,7 +230,7 @@ export function importSession(snap: SessionSnapshot, now: number): Omit<CoreData
       triggered: [], freeAt: undefined,
     });
   }
-  const transports = new Map<number, TransportRecord>();
+  const transports = new LazyMap<number, TransportRecord>();
   for (const t of snap.transports) transports.set(t.id, { ...t, local: { ...t.local }, allocationId: t.allocationId, servers: [] });
   const allocations = new LazyMap<number, AllocationRecord>();
   for (const a of snap.allocations) {
@@ -242,7 +242,7 @@ export function importSession(snap: SessionSnapshot, now: number): Omit<CoreData
   }
   return {
     controlling: snap.controlling, tieBreaker: BigInt(snap.tieBreaker), nextStreamId: snap.nextStreamId, nextId: snap.nextId,
-    streams, transports, checks: new LazyMap(), srflx: new LazyMap(), allocations, foundations: new Map(snap.foundations),
+    streams, transports, checks: new LazyMap(), srflx: new LazyMap(), allocations, foundations: new LazyMap(snap.foundations),
     nextCheckAt: now, pacerIdle: false, rr: 0, burstWindowAt: -Infinity, burstCount: 0, revision: 0,
   };
 }

@@ -6,7 +6,7 @@
  * later exported. Every deadline is a field (`...At`, ms on the shell's clock);
  * the core's `nextTimeout()` is the earliest of them.
  */
-import type { LazyMap } from './lazy.js';
+import { LazyMap, LazySet } from './lazy.js';
 import type { Candidate, TcpType } from './candidate.js';
 import type { TransportAddress } from '../transport/address.js';
 import type { Allocation } from '../turn/allocation.js';
@@ -132,7 +132,7 @@ export interface ComponentData {
   /** Renomination: the last NOMINATION count sent (controlling) or followed (controlled). */
   lastNomination: number;
   /** Remote addresses allowed to send application data (addressKey form). */
-  authorized: Set<string>;
+  authorized: LazySet<string>;
   /** The last source that passed the authorisation test (the data path's one comparison). */
   lastSrcAddress: string;
   lastSrcPort: number;
@@ -176,7 +176,7 @@ export interface StreamData {
   /** Server jobs (STUN bindings, TURN allocations) still running in this gathering. */
   pendingServerJobs: number;
   initialRequestSeen: boolean;
-  components: Map<number, ComponentData>;
+  components: LazyMap<number, ComponentData>;
   /** Every pair of the stream, highest priority first (the checklist is those `inChecklist`). */
   pairs: Pair[];
   /** Triggered-check queue (§6.1.4.1), pair ids, FIFO. */
@@ -309,13 +309,13 @@ export interface CoreData {
   tieBreaker: bigint;
   nextStreamId: number;
   nextId: number;
-  streams: Map<number, StreamData>;
-  transports: Map<number, TransportRecord>;
+  streams: LazyMap<number, StreamData>;
+  transports: LazyMap<number, TransportRecord>;
   // Lazy: empty for most agents (a lite agent sends no checks and asks no server).
   checks: LazyMap<string, CheckTx>;
   srflx: LazyMap<string, SrflxTx>;
   allocations: LazyMap<number, AllocationRecord>;
-  foundations: Map<string, string>;
+  foundations: LazyMap<string, string>;
   /** The pacer (Ta, §6.1.4.2): next time an ordinary check may go, and the stream to start with. */
   nextCheckAt: number;
   pacerIdle: boolean;
@@ -341,7 +341,7 @@ export function newComponent(id: number): ComponentData {
   return {
     id, state: 'disconnected', local: [], remote: [], retired: [], selectedPairId: undefined, sendPairId: undefined,
     firstValidAt: undefined, nominationAt: undefined, trickleAt: undefined, tcpWaitAt: undefined, tcpWaitDone: false, consent: undefined, consentLost: false, lastNomination: 0,
-    authorized: new Set(), lastSrcAddress: '', lastSrcPort: -1, relayServers: [],
+    authorized: new LazySet(), lastSrcAddress: '', lastSrcPort: -1, relayServers: [],
     tx: { pairId: undefined, packets: 0, bytes: 0, lastAt: undefined },
     rx: { pairId: undefined, packets: 0, bytes: 0, lastAt: undefined },
   };

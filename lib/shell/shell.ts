@@ -14,7 +14,7 @@ import type { Agent } from '../agent.js';
 import { AgentLog } from '../log.js';
 import { IceCore, type CoreEvent } from '../core/core.js';
 import type { ComponentState } from '../core/state.js';
-import { LazySet } from '../core/lazy.js';
+import { LazyMap, LazySet } from '../core/lazy.js';
 import { warmUp } from '../core/warmup.js';
 import type { ResolvedOptions } from '../options.js';
 import { ConnectionError, InvalidStateError, type ConnectionFailure } from '../errors.js';
@@ -34,7 +34,7 @@ export type RecvCallback = (data: Buffer, from: { address: string; port: number 
 /** Per component: the attachRecv callback and the open component sockets. */
 export interface Receivers {
   callback: RecvCallback | undefined;
-  sockets: Set<ComponentSocket>;
+  sockets: LazySet<ComponentSocket>;
 }
 
 interface Deadline {
@@ -48,9 +48,9 @@ export class Shell {
   readonly net: Network;
   readonly log: AgentLog;
   readonly core: IceCore;
-  readonly sockets = new Map<number, SocketEntry>();
+  readonly sockets = new LazyMap<number, SocketEntry>();
   /** Per stream, per component. */
-  readonly receivers = new Map<number, Array<Receivers | undefined>>();
+  readonly receivers = new LazyMap<number, Array<Receivers | undefined>>();
   /** Sockets still being bound or connected: close() waits for them and closes what arrives. */
   readonly pending = new LazySet<Promise<unknown>>();
   closed = false;
@@ -79,18 +79,23 @@ export class Shell {
     this.net = options.network;
     this.log = new AgentLog(id, options.logger, options.logLevel);
     warmUp();
-    this.core = new IceCore(options, {
-      transmit: (tid, to, data) => this.transmit(tid, to, data),
-      deliver: (s, c, data, from) => {
-        const r = this.receivers.get(s)?.[c];
-        if (!r) return false;
-        if (r.sockets.size > 0) for (const sock of r.sockets) sock._deliver(data, from);
-        if (r.callback) r.callback(data, from);
-        return r.callback !== undefined || r.sockets.size > 0;
-      },
-      randomBytes: (n) => this.net.randomBytes(n),
-      log: this.log,
-    }, this.net.now());
+    // The shell is the core's environment itself (CoreEnv: transmit, deliver, randomBytes, log): no
+    // object and closures of their own per agent.
+    this.core = new IceCore(options, this, this.net.now());
+  }
+
+  /** CoreEnv: application data from a checked source, to the component's sockets and receive callback. */
+  deliver(streamId: number, componentId: number, data: Buffer, from: TransportAddress): boolean {
+    const r = this.receivers.get(streamId)?.[componentId];
+    if (!r) return false;
+    if (r.sockets.size > 0) for (const sock of r.sockets) sock._deliver(data, from);
+    if (r.callback) r.callback(data, from);
+    return r.callback !== undefined || r.sockets.size > 0;
+  }
+
+  /** CoreEnv: transaction ids and credentials, from the network (a seeded one in the in-memory network). */
+  randomBytes(n: number): Buffer {
+    return this.net.randomBytes(n);
   }
 
   get gatherer(): Gatherer {
@@ -145,7 +150,7 @@ export class Shell {
 
   receiversOf(streamId: number, componentId: number): Receivers {
     const list = this.receivers.get(streamId)!;
-    return (list[componentId] ??= { callback: undefined, sockets: new Set() });
+    return (list[componentId] ??= { callback: undefined, sockets: new LazySet() });
   }
 
   /** A shared port routes new sources by the local ufrag: tell its views the stream's current (and previous) one. */

@@ -24,6 +24,7 @@ import type { DatagramBindOptions, DatagramSocket, Network } from './network.js'
 import { nodeNetwork } from './node-network.js';
 import { BINDING_REQUEST, decodeStun, getUsername, isStunFrame } from '../stun/message.js';
 import { InvalidArgumentError, InvalidStateError, show } from '../errors.js';
+import { LazySet } from '../core/lazy.js';
 
 export interface UdpMuxOptions {
   /** Local addresses to listen on, one socket each (e.g. `['10.0.0.5']`). */
@@ -214,7 +215,7 @@ export class MuxView implements DatagramSocket {
   readonly #port: Port;
   #handler: ((data: Buffer, from: TransportAddress) => void) | undefined;
   #closed = false;
-  /** @internal */ _routes = new Set<string>();
+  /** @internal */ _routes = new LazySet<string>();
   /** @internal */ _ufrags: string[] = [];
 
   constructor(mux: UdpMux, port: Port) {

@@ -11,6 +11,7 @@ import { type AddResult, DEFAULT_MAX_PAIRS, addPair, canPair, pairByKey, updateS
 import { newPair, pairKey } from '../../lib/core/pair.js';
 import { type Credentials, type LocalCand, type Pair, type PairState, type RemoteCand, type StreamData, newComponent } from '../../lib/core/state.js';
 import { addressKey } from '../../lib/transport/address.js';
+import { LazyMap } from '../../lib/core/lazy.js';
 
 export interface CandOpts {
   priority?: number;
@@ -62,7 +63,7 @@ export function newStream(id: number, componentIds: readonly number[] = [1], o: 
     gathering: 'new',
     pendingServerJobs: 0,
     initialRequestSeen: false,
-    components: new Map(componentIds.map((c) => [c, newComponent(c)])),
+    components: new LazyMap(componentIds.map((c) => [c, newComponent(c)] as const)),
     pairs: [],
     triggered: [],
     freeAt: undefined,
