@@ -360,6 +360,8 @@ export interface Growth {
   heapUsedMiB: number;
   heapTotalMiB: number;
   externalMiB: number;
+  /** V8's young generation, committed: it grows under a high allocation rate up to a cap of V8's and stays grown. */
+  newSpaceMiB: number;
 }
 
 export interface FloodRun {
@@ -584,6 +586,7 @@ async function runOnce(o: FloodOptions, flood: boolean, label: string): Promise<
       return {
         rssMiB: MiB(m.rss - p.rss), rssAnonMiB: MiB(m.rssAnon - p.rssAnon), rssFileMiB: MiB(m.rssFile - p.rssFile),
         heapUsedMiB: MiB(m.heapUsed - p.heapUsed), heapTotalMiB: MiB(m.heapTotal - p.heapTotal), externalMiB: MiB(m.external - p.external),
+        newSpaceMiB: MiB(m.newSpace - p.newSpace),
       };
     });
     return {
@@ -629,6 +632,8 @@ export interface FloodResult {
 
 export interface FloodSummary {
   rssMiB: Figure[];
+  /** Of the RSS growth, what V8's young generation took (its semi-spaces, a process setting: --max-semi-space-size). */
+  newSpaceMiB: Figure[];
   heapMiB: Figure[];
   echoRatio: Figure;
   rttP99Ms: Figure;
@@ -641,6 +646,7 @@ function summary(runs: FloodRun[], phases: number, hostile: number): FloodSummar
   const per = (f: (g: Growth) => number) => Array.from({ length: phases }, (_, i) => figure(runs.filter((r) => r.growth[i]).map((r) => f(r.growth[i]!) * scale(r)), 'MiB'));
   return {
     rssMiB: per((g) => g.rssMiB),
+    newSpaceMiB: per((g) => g.newSpaceMiB),
     heapMiB: per((g) => g.heapUsedMiB),
     echoRatio: figure(runs.map((r) => r.echo.ratio), ''),
     rttP99Ms: figure(runs.map((r) => r.echo.rttP99Ms), 'ms'),

@@ -64,8 +64,8 @@ if (r.flood) {
   const x = r.flood;
   const mib = (v: Figure | undefined) => (v && v.n > 0 ? `${v.median >= 0 ? '+' : ''}${v.median.toFixed(2)} (${v.min.toFixed(2)}–${v.max.toFixed(2)})` : 'n/a');
   out.push('', `**Hostile flood** on a connected session over loopback UDP (\`bench/flood.ts\`): the controlled agent alone in its process, echoing ${x.echoRate} datagrams a second for its peer, while ${x.ports} other sockets send it ${x.phases} × ${x.hostile} hostile datagrams at ${x.rate} a second (garbage, RTP-like data from unchecked sources, truncated checks, lying lengths, bad FINGERPRINT, wrong MESSAGE-INTEGRITY, unknown USERNAME, no MESSAGE-INTEGRITY, checks signed with the real password from every port (peer-reflexive), forged responses, indications, TURN requests); the quiet run is the same session for the same windows without the flood. Growth of the target's memory after GC over each ${x.hostile} (MiB):`, '');
-  out.push('| datagrams | flood: RSS | flood: heap | quiet: RSS | quiet: heap |', '| --- | --- | --- | --- | --- |');
-  for (let i = 0; i < x.phases; i++) out.push(`| ${i === 0 ? 'first' : 'next'} ${x.hostile} | ${mib(x.flood.rssMiB[i])} | ${mib(x.flood.heapMiB[i])} | ${mib(x.quiet.rssMiB[i])} | ${mib(x.quiet.heapMiB[i])} |`);
+  out.push('| datagrams | flood: RSS | of it V8\'s young generation | flood: heap | quiet: RSS | quiet: heap |', '| --- | --- | --- | --- | --- | --- |');
+  for (let i = 0; i < x.phases; i++) out.push(`| ${i === 0 ? 'first' : 'next'} ${x.hostile} | ${mib(x.flood.rssMiB[i])} | ${mib(x.flood.newSpaceMiB?.[i])} | ${mib(x.flood.heapMiB[i])} | ${mib(x.quiet.rssMiB[i])} | ${mib(x.quiet.heapMiB[i])} |`);
   const last = x.runs.filter((y: { flood: boolean }) => y.flood).at(-1);
   const echo = `Echo ratio during the flood ${f(x.flood.echoRatio, 4)}, quiet ${f(x.quiet.echoRatio, 4)}; the target used ${f(x.flood.cpuPercentOfCore)}% of a core flooded, ${f(x.quiet.cpuPercentOfCore)}% quiet.`;
   if (last) {

@@ -188,7 +188,7 @@ if (fl) {
   const mib = (x: Figure | undefined) => (x && !Number.isNaN(x.median) ? `${x.median >= 0 ? '+' : ''}${x.median.toFixed(2)} MiB (${x.min.toFixed(2)}–${x.max.toFixed(2)}, n=${x.n})` : 'n/a');
   lines.push('', `hostile flood on a connected session (loopback UDP, the target alone in its process; ${fl.phases} × ${fl.hostile} datagrams from ${fl.ports} ports at ${fl.rate}/s, echo ${fl.echoRate}/s; quiet: the same session and windows, no flood; growth after GC):`);
   for (let i = 0; i < fl.phases; i++) {
-    lines.push(`  ${i === 0 ? 'first' : 'next '} ${fl.hostile}: flood RSS ${mib(fl.flood.rssMiB[i])}, heap ${mib(fl.flood.heapMiB[i])} | quiet RSS ${mib(fl.quiet.rssMiB[i])}, heap ${mib(fl.quiet.heapMiB[i])}`);
+    lines.push(`  ${i === 0 ? 'first' : 'next '} ${fl.hostile}: flood RSS ${mib(fl.flood.rssMiB[i])} (V8's young generation ${mib(fl.flood.newSpaceMiB?.[i])} of it), heap ${mib(fl.flood.heapMiB[i])} | quiet RSS ${mib(fl.quiet.rssMiB[i])} (young generation ${mib(fl.quiet.newSpaceMiB?.[i])}), heap ${mib(fl.quiet.heapMiB[i])}`);
   }
   lines.push(`  echo ratio: flood ${fmt(fl.flood.echoRatio, 4)} | quiet ${fmt(fl.quiet.echoRatio, 4)}; rtt p99 flood ${fmt(fl.flood.rttP99Ms, 1)} | quiet ${fmt(fl.quiet.rttP99Ms, 1)}; target CPU flood ${fmt(fl.flood.cpuPercentOfCore, 1)} | quiet ${fmt(fl.quiet.cpuPercentOfCore, 1)} of a core`);
   const last = fl.runs.filter((r) => r.flood).at(-1);
