@@ -199,7 +199,7 @@ export class Agent extends EventEmitter {
    */
   setRelayInfo(streamId: number, componentId: number, server: TurnServer): void {
     const c = this.#sh.core.component(streamId, componentId);
-    c.relayServers.push(validateTurnServer(server, 'server'));
+    c.relayServers = [...c.relayServers, validateTurnServer(server, 'server')];
   }
 
   getLocalCandidates(streamId: number, componentId: number): Candidate[] {

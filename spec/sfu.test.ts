@@ -21,6 +21,7 @@ import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { staleBuild, tail, ROOT } from './support/build.js';
 import { parseCandidate } from '../lib/index.js';
+import { socketDrops } from '../bench/stats.js';
 import type { SfuStats } from '../examples/sfu.js';
 
 const SFU = join(ROOT, 'dist/examples/sfu.js');
@@ -205,6 +206,10 @@ if (missing.length) {
       t.equal(s.selectedPair?.packetsSent, expected, `session ${s.id}: packetsSent = its echoes + the others' forwards = ${expected}`);
     }
 
+    // What the kernel dropped at each peer's full receive buffer (loopback loses nothing else): a peer
+    // that the machine's load stalls for a moment cannot read the other peers' forwards as fast as they come.
+    const kernelDrops = bridges.map((b) => socketDrops(parseCandidate(String(b.first('connected')?.local)).port));
+
     // The peers' own view, printed as they exit (end of the bridges' stdin is the end of theirs).
     for (const b of bridges) b.child.stdin!.end();
     const exits = await Promise.all(bridges.map((b) => b.exited));
@@ -214,8 +219,12 @@ if (missing.length) {
       const want = sessions[i]!.selectedPair!.packetsSent;
       t.ok(p, `peer ${i + 1} printed its stats`);
       t.equal(p?.packetsSent, sent[i], `peer ${i + 1}: packetsSent = its ${sent[i]} datagrams`);
-      t.ok(p !== undefined && p.packetsReceived >= want * 0.99 && p.packetsReceived <= want,
-        `peer ${i + 1} received ${p?.packetsReceived} of the ${want} datagrams the SFU sent it (its echoes and the other peers' data)`);
+      // Every datagram the SFU sent the peer was received or dropped by the peer's kernel: none went astray.
+      const dropped = kernelDrops[i]!;
+      t.equal((p?.packetsReceived ?? NaN) + dropped, want,
+        `peer ${i + 1} received ${p?.packetsReceived} of the ${want} datagrams the SFU sent it (its echoes and the other peers' data), ${dropped} dropped by its kernel at its full socket buffer`);
+      t.ok(p !== undefined && p.packetsReceived >= want * 0.5, `peer ${i + 1} received most of them`);
+      if (dropped > 0) t.comment(`peer ${i + 1}: ${dropped} datagrams dropped at its full receive buffer (the machine was busy)`);
     }
 
     // Leaving: the bridges' DELETEs closed the sessions; the shared socket stays.

@@ -360,7 +360,7 @@ export function triggerNow(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair
   if (pair.state !== 'succeeded') pair.state = 'waiting';
   if (s.remote === undefined || s.restartPending) {
     // No credentials to sign with yet: the pacer sends it once they come.
-    if (!s.triggered.includes(pair.id)) s.triggered.push(pair.id);
+    if (!s.triggered.includes(pair.id)) s.triggered = append(s.triggered, pair.id);
     d.pacerIdle = false;
     return;
   }
@@ -369,7 +369,7 @@ export function triggerNow(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair
     d.burstCount = 0;
   }
   if (d.burstCount >= 8) {
-    if (!s.triggered.includes(pair.id)) s.triggered.push(pair.id);
+    if (!s.triggered.includes(pair.id)) s.triggered = append(s.triggered, pair.id);
     d.pacerIdle = false;
     return;
   }

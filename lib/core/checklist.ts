@@ -11,7 +11,7 @@ import { canonicalIp, isV6 } from '../transport/address.js';
 import type { Candidate } from './candidate.js';
 import { byPriorityDesc, priorityFor } from './pair.js';
 import { tcpPairable } from './tcp.js';
-import type { Pair, RemoteCand, StreamData } from './state.js';
+import { append, type Pair, type RemoteCand, type StreamData } from './state.js';
 
 /** libnice caps connectivity checks at 100; so do we, over the whole checklist set (§6.1.2.5). */
 export const DEFAULT_MAX_PAIRS = 100;
@@ -202,8 +202,8 @@ export function enqueueTriggered(s: StreamData, pair: Pair, first = false): void
   // A Succeeded pair is queued only for the controlling side's nomination check (§8.1.1) and stays Succeeded.
   if (pair.state !== 'succeeded') pair.state = 'waiting';
   if (s.triggered.includes(pair.id)) return;
-  if (first) s.triggered.unshift(pair.id);
-  else s.triggered.push(pair.id);
+  if (first) s.triggered = [pair.id, ...s.triggered];
+  else s.triggered = append(s.triggered, pair.id);
 }
 
 /**

@@ -63,18 +63,7 @@ export interface Ctx {
   readonly waits: readonly number[];
 }
 
-/**
- * `list` with `x` at its end. The first element gets an array of its own
- * size: a push into an empty array makes room for 17 (V8's growth step),
- * which a session with one candidate and one pair never fills (about 130
- * bytes per list, per session). Safe for a loop over `list`: an empty one
- * has nothing left to visit.
- */
-export function append<T>(list: T[], x: T): T[] {
-  if (list.length === 0) return [x];
-  list.push(x);
-  return list;
-}
+export { append } from './state.js';
 
 export function nextId(ctx: Ctx): number {
   return ctx.d.nextId++;

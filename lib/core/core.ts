@@ -32,7 +32,7 @@ import {
 } from './relay.js';
 import { addRemote, newCredentials, restartGeneration, setRemoteCredentials } from './remote.js';
 import { evaluate, fail, flushTraffic, isDone, renominate, runNomination } from './selection.js';
-import { newComponent, type ComponentData, type ComponentState, type CoreData, type Credentials, type StreamData, type TransportRecord } from './state.js';
+import { none, newComponent, type ComponentData, type ComponentState, type CoreData, type Credentials, type StreamData, type TransportRecord } from './state.js';
 import { retransmitWaits } from '../stun/transaction.js';
 import { pairList, statsReport, type PairInfo, type StreamStats } from './report.js';
 import { exportSession, importSession, type SessionSnapshot } from './session.js';
@@ -148,7 +148,7 @@ export class IceCore implements Ctx {
     this.d.streams.set(id, {
       id, generation: 0, local: newCredentials(this), previousLocal: undefined, remote: undefined, previousRemote: undefined,
       restartPending: false, remoteUsed: false, lastCheckAt: -Infinity, remoteEndOfCandidates: false, lastRemoteCandidateAt: 0,
-      gathering: 'new', pendingServerJobs: 0, initialRequestSeen: false, components, pairs: [], triggered: [], freeAt: undefined,
+      gathering: 'new', pendingServerJobs: 0, initialRequestSeen: false, components, pairs: none(), triggered: none(), freeAt: undefined,
     });
     return id;
   }

@@ -23,7 +23,7 @@ import { formatAddress } from '../transport/address.js';
 import { newPair } from './pair.js';
 import { permitFor, startAllocation } from './relay.js';
 import { evaluate, pairsAdded } from './selection.js';
-import type { ComponentData, LocalCand, RemoteCand, SrflxTx, StreamData, TransportRecord } from './state.js';
+import { none, type ComponentData, type LocalCand, type RemoteCand, type SrflxTx, type StreamData, type TransportRecord } from './state.js';
 import { addTcpSrflx } from './tcp.js';
 
 export interface StunServerPlan {
@@ -60,7 +60,7 @@ export interface ServerPlan {
 export function addHostTransport(ctx: Ctx, s: StreamData, c: ComponentData, local: TransportAddress, rank: number): number {
   const t: TransportRecord = {
     id: nextId(ctx), kind: 'host', protocol: 'udp', streamId: s.id, componentId: c.id, local: { ...local },
-    allocationId: undefined, rank, servers: [],
+    allocationId: undefined, rank, servers: none(),
   };
   ctx.d.transports.set(t.id, t);
   if (!ctx.o.forceRelay) {
@@ -172,7 +172,7 @@ function startSrflx(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecor
     bytes: encodeServerBinding(tid), attempt: 0, waits, nextAt: ctx.now + waits[0]!,
   };
   ctx.d.srflx.set(tx.key, tx);
-  t.servers.push({ address: server.address, port: server.port, allocationId: undefined });
+  t.servers = append(t.servers, { address: server.address, port: server.port, allocationId: undefined });
   s.pendingServerJobs++;
   ctx.env.transmit(t.id, server, tx.bytes);
 }
@@ -190,7 +190,7 @@ function startRelay(ctx: Ctx, s: StreamData, c: ComponentData, hosts: TransportR
     // A connection of its own, from the host address; the shell opens it and answers linkOpened/linkFailed.
     link = {
       id: nextId(ctx), kind: 'link', protocol: 'tcp', streamId: s.id, componentId: c.id, local: { address: host.local.address, port: 0 },
-      allocationId: undefined, rank: host.rank, servers: [],
+      allocationId: undefined, rank: host.rank, servers: none(),
     };
     d.transports.set(link.id, link);
   }
@@ -205,7 +205,7 @@ function startRelay(ctx: Ctx, s: StreamData, c: ComponentData, hosts: TransportR
   });
   const rec = { id: nextId(ctx), streamId: s.id, componentId: c.id, url: sv.url, linkId: link.id, relayId: undefined, machine, pending: true };
   d.allocations.set(rec.id, rec);
-  link.servers.push({ ...server, allocationId: rec.id });
+  link.servers = append(link.servers, { ...server, allocationId: rec.id });
   if (link.kind === 'link') link.allocationId = rec.id;
   s.pendingServerJobs++;
   if (link.kind === 'link') {

@@ -145,8 +145,16 @@ export class Lite extends Controlled {
   override readonly sendsChecks = false;
 }
 
+/** Roles hold no state of a session: agents share them (a media server has thousands of lite agents). */
+const shared = new Map<string, Role>();
+
 export function createRole(controlling: boolean, mode: NominationMode, regularWaitMs: number, lite = false): Role {
-  if (lite) return new Lite(mode);
-  if (!controlling) return new Controlled(mode);
-  return mode === 'aggressive' ? new AggressiveControlling() : new RegularControlling(regularWaitMs);
+  const key = lite ? `lite ${mode}` : !controlling ? `controlled ${mode}` : mode === 'aggressive' ? 'aggressive' : `regular ${regularWaitMs}`;
+  let role = shared.get(key);
+  if (role === undefined) {
+    role = lite ? new Lite(mode) : !controlling ? new Controlled(mode) : mode === 'aggressive' ? new AggressiveControlling() : new RegularControlling(regularWaitMs);
+    // Bounded: one regular role per distinct nominationTimeout an application uses, up to 64 kept.
+    if (shared.size < 64) shared.set(key, role);
+  }
+  return role;
 }

@@ -16,7 +16,7 @@ import { type Ctx, emit, log, nextId, setState, withAllocation } from './context
 import { addLocalCandidate, addSrflx, jobDone } from './gathering.js';
 import { evaluate, runNomination, updateSelection } from './selection.js';
 import { queueFrame } from './tcp.js';
-import type { AllocationRecord, LocalCand, RemoteCand, StreamData, TransportRecord } from './state.js';
+import { none, type AllocationRecord, type LocalCand, type RemoteCand, type StreamData, type TransportRecord } from './state.js';
 
 /** Sends on a transport: a host socket or link directly, a relayed transport through its TURN server. */
 export function transmitVia(ctx: Ctx, transportId: number, to: TransportAddress, bytes: Uint8Array): boolean {
@@ -93,7 +93,7 @@ function onAllocationEvent(ctx: Ctx, rec: AllocationRecord, e: AllocationEvent):
       if (!s || !c || ctx.d.closing) return;
       const t: TransportRecord = {
         id: nextId(ctx), kind: 'relay', protocol: 'udp', streamId: s.id, componentId: c.id, local: { address: e.relayed.address, port: e.relayed.port },
-        allocationId: rec.id, rank: 0, servers: [],
+        allocationId: rec.id, rank: 0, servers: none(),
       };
       ctx.d.transports.set(t.id, t);
       rec.relayId = t.id;

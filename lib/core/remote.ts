@@ -12,7 +12,7 @@ import { formPair } from './gathering.js';
 import { priorityFor } from './pair.js';
 import { evaluate, pairsAdded } from './selection.js';
 import { sweepConnections } from './tcp.js';
-import type { ComponentData, Credentials, RemoteCand, StreamData } from './state.js';
+import { none, type ComponentData, type Credentials, type RemoteCand, type StreamData } from './state.js';
 
 /** RFC 8445 §5.3: 8 and 24 ice-chars give 48 and 144 bits of randomness (at least 24 and 128 are required). */
 export function newCredentials(ctx: Ctx): Credentials {
@@ -99,7 +99,7 @@ export function restartGeneration(ctx: Ctx, s: StreamData, keep: (r: RemoteCand)
   s.previousRemote = s.remote;
   s.local = newCredentials(ctx);
   s.generation++;
-  s.triggered = [];
+  s.triggered = none();
   s.remoteEndOfCandidates = false;
   s.remoteUsed = false;
   s.freeAt = undefined;

@@ -14,7 +14,7 @@ import { cancelTx, sendCheck } from './check.js';
 import { startConsent } from './consent.js';
 import { bindChannelFor } from './relay.js';
 import { releaseConnection, tcpAwaiting } from './tcp.js';
-import type { ComponentData, Pair, StreamData, TrafficCounter } from './state.js';
+import { none, type ComponentData, type Pair, type StreamData, type TrafficCounter } from './state.js';
 import type { TransportAddress } from '../transport/address.js';
 
 /** §8.1.2: a component of the current generation has its selected pair; its other checks stop. */
@@ -128,7 +128,7 @@ function select(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair): void {
   setSendPair(ctx, s, c, pair.id);
   // The earlier generation's pairs of this component are done with (§9).
   s.pairs = s.pairs.filter((p) => p.component !== c.id || p.generation === s.generation);
-  c.retired = [];
+  c.retired = none();
   if ([...s.components.keys()].every((id) => isDone(s, id))) {
     s.previousLocal = undefined;
     s.previousRemote = undefined;

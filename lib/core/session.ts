@@ -18,10 +18,7 @@ import { Allocation } from '../turn/allocation.js';
 import type { AllocationSnapshot } from '../turn/types.js';
 import type { TransportAddress } from '../transport/address.js';
 import type { Candidate } from './candidate.js';
-import type {
-  AllocationRecord, ComponentData, CoreData, Credentials, Pair, PairCounters, StreamData, TransportRecord, TurnServerConfig,
-} from './state.js';
-import { newComponent } from './state.js';
+import { none, append, newComponent, type AllocationRecord, type ComponentData, type CoreData, type Credentials, type Pair, type PairCounters, type StreamData, type TransportRecord, type TurnServerConfig } from './state.js';
 
 export const SESSION_FORMAT = 'ice-agent-session';
 export const SESSION_VERSION = 1;
@@ -227,18 +224,19 @@ export function importSession(snap: SessionSnapshot, now: number): Omit<CoreData
         // A check that was in flight went with the old process: the pair waits to be checked again.
         state: p.state === 'in-progress' ? 'waiting' : p.state,
       })),
-      triggered: [], freeAt: undefined,
+      triggered: none(), freeAt: undefined,
     });
   }
   const transports = new LazyMap<number, TransportRecord>();
-  for (const t of snap.transports) transports.set(t.id, { ...t, local: { ...t.local }, allocationId: t.allocationId, servers: [] });
+  for (const t of snap.transports) transports.set(t.id, { ...t, local: { ...t.local }, allocationId: t.allocationId, servers: none() });
   const allocations = new LazyMap<number, AllocationRecord>();
   for (const a of snap.allocations) {
     const machine = Allocation.restore({
       url: a.url, server: { ...a.server }, transport: 'udp', username: a.username, password: a.password, timeoutMs: a.timeoutMs,
     }, a.state, now);
     allocations.set(a.id, { id: a.id, streamId: a.streamId, componentId: a.componentId, url: a.url, linkId: a.linkId, relayId: a.relayId, machine, pending: false });
-    transports.get(a.linkId)?.servers.push({ address: a.server.address, port: a.server.port, allocationId: a.id });
+    const link = transports.get(a.linkId);
+    if (link) link.servers = append(link.servers, { address: a.server.address, port: a.server.port, allocationId: a.id });
   }
   return {
     controlling: snap.controlling, tieBreaker: BigInt(snap.tieBreaker), nextStreamId: snap.nextStreamId, nextId: snap.nextId,

@@ -18,6 +18,31 @@ export type ComponentState = 'disconnected' | 'gathering' | 'connecting' | 'conn
 /** Candidate pair states, RFC 8445 §6.1.2.6. */
 export type PairState = 'frozen' | 'waiting' | 'in-progress' | 'succeeded' | 'failed';
 
+/**
+ * The empty list every list field of the state starts as, frozen: a session
+ * keeps several lists that stay empty (servers, triggered checks, retired
+ * candidates, relay servers) and a few that get one entry, and each empty
+ * array of its own is 32 bytes. Lists grow through `append` (lib/core/context.ts)
+ * or by assigning a new array, never by a push onto this one (that would throw).
+ */
+export const NONE: readonly never[] = Object.freeze([]);
+export function none<T>(): T[] {
+  return NONE as unknown as T[];
+}
+
+/**
+ * `list` with `x` at its end. The first element gets an array of its own
+ * size: a push into an empty array makes room for 17 (V8's growth step),
+ * which a session with one candidate and one pair never fills (about 130
+ * bytes per list, per session). Safe for a loop over `list`: an empty one
+ * has nothing left to visit.
+ */
+export function append<T>(list: T[], x: T): T[] {
+  if (list.length === 0) return [x];
+  list.push(x);
+  return list;
+}
+
 export interface Credentials {
   ufrag: string;
   pwd: string;
@@ -339,9 +364,9 @@ export function newCounters(): PairCounters {
 
 export function newComponent(id: number): ComponentData {
   return {
-    id, state: 'disconnected', local: [], remote: [], retired: [], selectedPairId: undefined, sendPairId: undefined,
+    id, state: 'disconnected', local: none(), remote: none(), retired: none(), selectedPairId: undefined, sendPairId: undefined,
     firstValidAt: undefined, nominationAt: undefined, trickleAt: undefined, tcpWaitAt: undefined, tcpWaitDone: false, consent: undefined, consentLost: false, lastNomination: 0,
-    authorized: new LazySet(), lastSrcAddress: '', lastSrcPort: -1, relayServers: [],
+    authorized: new LazySet(), lastSrcAddress: '', lastSrcPort: -1, relayServers: none(),
     tx: { pairId: undefined, packets: 0, bytes: 0, lastAt: undefined },
     rx: { pairId: undefined, packets: 0, bytes: 0, lastAt: undefined },
   };

@@ -34,7 +34,7 @@ import { type Ctx, log, nextId } from './context.js';
 import { consentLost } from './consent.js';
 import { addLocalCandidate } from './gathering.js';
 import { evaluate, pairFailed, setSendPair, updateSelection } from './selection.js';
-import type { ComponentData, LocalCand, Pair, RemoteCand, StreamData, TcpInfo, TransportRecord } from './state.js';
+import { none, type ComponentData, type LocalCand, type Pair, type RemoteCand, type StreamData, type TcpInfo, type TransportRecord } from './state.js';
 
 /** RFC 6544 §4.5: the port of an active candidate, which has none until its connection opens (9, discard). */
 export const ACTIVE_PORT = 9;
@@ -129,7 +129,7 @@ export function addTcpHost(
   for (const [tcpType, local] of bases) {
     const id = nextId(ctx);
     ctx.d.transports.set(id, {
-      id, kind: 'tcp-base', protocol: 'tcp', streamId: s.id, componentId: c.id, local, allocationId: undefined, rank, servers: [],
+      id, kind: 'tcp-base', protocol: 'tcp', streamId: s.id, componentId: c.id, local, allocationId: undefined, rank, servers: none(),
       tcp: tcpInfo(tcpType, id, ctx.now),
     });
     out[tcpType as 'active' | 'passive'] = id;
@@ -201,7 +201,7 @@ export function checkTransport(ctx: Ctx, pair: Pair, local: LocalCand, remote: R
   const to = { address: remote.c.address, port: remote.c.port };
   ctx.d.transports.set(id, {
     id, kind: 'tcp-conn', protocol: 'tcp', streamId: base.streamId, componentId: base.componentId,
-    local: { address: base.local.address, port: 0 }, allocationId: undefined, rank: base.rank, servers: [],
+    local: { address: base.local.address, port: 0 }, allocationId: undefined, rank: base.rank, servers: none(),
     tcp: tcpInfo(base.tcp.tcpType, base.id, ctx.now, { remote: to, state: 'connecting', pairId: pair.id }),
   });
   pair.connId = id;
@@ -248,7 +248,7 @@ export function tcpAccepted(ctx: Ctx, baseId: number, remote: TransportAddress, 
   const id = nextId(ctx);
   ctx.d.transports.set(id, {
     id, kind: 'tcp-conn', protocol: 'tcp', streamId: base.streamId, componentId: base.componentId,
-    local: { address: local.address, port: local.port }, allocationId: undefined, rank: base.rank, servers: [],
+    local: { address: local.address, port: local.port }, allocationId: undefined, rank: base.rank, servers: none(),
     tcp: tcpInfo('passive', baseId, ctx.now, {
       remote: { address: remote.address, port: remote.port }, incoming: true, authenticated: false,
       idleAt: ctx.now + UNAUTHENTICATED_TIMEOUT_MS,

@@ -9,7 +9,7 @@
 import type { Candidate, CandidateType, TransportProtocol } from '../../lib/core/candidate.js';
 import { type AddResult, DEFAULT_MAX_PAIRS, addPair, canPair, pairByKey, updateStates } from '../../lib/core/checklist.js';
 import { newPair, pairKey } from '../../lib/core/pair.js';
-import { type Credentials, type LocalCand, type Pair, type PairState, type RemoteCand, type StreamData, newComponent } from '../../lib/core/state.js';
+import { append, type Credentials, type LocalCand, type Pair, type PairState, type RemoteCand, type StreamData, newComponent } from '../../lib/core/state.js';
 import { addressKey } from '../../lib/transport/address.js';
 import { LazyMap } from '../../lib/core/lazy.js';
 
@@ -119,7 +119,8 @@ export class Rig {
     if (!l) {
       l = { id: this.id(), transportId: this.transportOf(c), c };
       m.set(c, l);
-      this.component(s, c.component).local.push(l);
+      const comp = this.component(s, c.component);
+      comp.local = append(comp.local, l);
     }
     return l;
   }
@@ -132,7 +133,8 @@ export class Rig {
     if (!r) {
       r = { id: this.id(), c, addedAt: 0 };
       m.set(c, r);
-      this.component(s, c.component).remote.push(r);
+      const compR = this.component(s, c.component);
+      compR.remote = append(compR.remote, r);
     }
     return r;
   }
