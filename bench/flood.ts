@@ -89,6 +89,39 @@ function procStatus(): { rssAnon: number; rssFile: number } {
   return { rssAnon: kB('RssAnon'), rssFile: kB('RssFile') };
 }
 
+/** Memory after a full GC (three, with turns of the event loop between: weak callbacks, finalizers). */
+async function memoryAfterGc(): Promise<Memory> {
+  for (let i = 0; i < 3; i++) {
+    globalThis.gc!();
+    await new Promise((r) => setImmediate(r));
+  }
+  const m = process.memoryUsage();
+  const heapSpaces = getHeapSpaceStatistics();
+  const newSpace = heapSpaces.find((x) => x.space_name === 'new_space')?.space_size ?? NaN;
+  const spaces = Object.fromEntries(heapSpaces.map((x) => [x.space_name, { size: x.space_size, used: x.space_used_size }]));
+  return {
+    rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, newSpace, ...procStatus(), spaces,
+  } satisfies Memory;
+}
+
+/**
+ * The baseline of what receiving the flood costs Node itself: a plain `dgram`
+ * socket in a process of its own that reads every datagram and drops it.
+ */
+function sinkRole(): void {
+  const socket = dgram.createSocket({ type: 'udp4' });
+  let received = 0;
+  socket.on('message', () => {
+    received++;
+  });
+  serveRpc({
+    init: () => new Promise((resolve) => socket.bind(0, LOOPBACK, () => resolve(socket.address().port))),
+    memory: memoryAfterGc,
+    received: () => received,
+    close: () => new Promise((resolve) => socket.close(() => resolve(true))),
+  });
+}
+
 interface TargetStatus {
   stats: AgentStats;
   state: string;
@@ -150,20 +183,7 @@ function targetRole(): void {
       const local = a.getSelectedPair(stream, 1)!.local;
       return { port: local.port };
     },
-    /** Memory after a full GC (three, with turns of the event loop between: weak callbacks, finalizers). */
-    memory: async () => {
-      for (let i = 0; i < 3; i++) {
-        globalThis.gc!();
-        await new Promise((r) => setImmediate(r));
-      }
-      const m = process.memoryUsage();
-      const heapSpaces = getHeapSpaceStatistics();
-      const newSpace = heapSpaces.find((x) => x.space_name === 'new_space')?.space_size ?? NaN;
-      const spaces = Object.fromEntries(heapSpaces.map((x) => [x.space_name, { size: x.space_size, used: x.space_used_size }]));
-      return {
-        rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, newSpace, ...procStatus(), spaces,
-      } satisfies Memory;
-    },
+    memory: memoryAfterGc,
     status: () => {
       const a = agent!;
       const cpu = process.cpuUsage();
@@ -500,6 +520,50 @@ export interface FloodOptions {
 /** Quiet for a moment: the echo paused, what is in flight and in the target's socket handled. */
 const DRAIN_MS = 1000;
 
+/** The same flood, phases and memory marks against the plain `dgram` sink (sinkRole). */
+async function runSink(o: FloodOptions): Promise<Growth[]> {
+  const sink = new Rpc(fork(HERE, ['sink'], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  let sockets: dgram.Socket[] = [];
+  try {
+    const port = await sink.call<number>('init');
+    // The same mix as a session's (credentials that exist nowhere: to a socket the bytes are bytes).
+    const mix = hostileMix({ ufrag: 'sinkufrg', pwd: 'sinkpasswordsinkpassword', peerUfrag: 'peerufrg' }, o.hostile * o.phases, o.seed);
+    sockets = await bindAll(o.ports, () => {});
+    await sleep(2000);
+    const mark = async () => {
+      await sleep(DRAIN_MS);
+      return sink.call<Memory>('memory');
+    };
+    const marks: Memory[] = [await mark()];
+    let sent = 0;
+    for (let p = 0; p < o.phases; p++) {
+      const t0 = performance.now();
+      let inPhase = 0;
+      const end = sent + o.hostile;
+      while (sent < end) {
+        const batch = Math.min(end - sent, Math.max(1, Math.round(o.rate / 200)));
+        for (let i = 0; i < batch; i++, sent++, inPhase++) sockets[sent % sockets.length]!.send(mix.data[sent]!, port, LOOPBACK);
+        await sleep(Math.max(0, t0 + (inPhase / o.rate) * 1000 - performance.now()));
+      }
+      marks.push(await mark());
+    }
+    return marks.slice(1).map((m, i) => growthOf(marks[i]!, m));
+  } finally {
+    await Promise.all(sockets.map((x) => new Promise<void>((r) => x.close(() => r()))));
+    await sink.call('close').catch(() => {});
+    if (sink.child.connected) sink.child.disconnect();
+    if (sink.child.exitCode === null && sink.child.signalCode === null) await new Promise((r) => sink.child.once('exit', r));
+  }
+}
+
+function growthOf(p: Memory, m: Memory): Growth {
+  return {
+    rssMiB: MiB(m.rss - p.rss), rssAnonMiB: MiB(m.rssAnon - p.rssAnon), rssFileMiB: MiB(m.rssFile - p.rssFile),
+    heapUsedMiB: MiB(m.heapUsed - p.heapUsed), heapTotalMiB: MiB(m.heapTotal - p.heapTotal), externalMiB: MiB(m.external - p.external),
+    newSpaceMiB: MiB(m.newSpace - p.newSpace),
+  };
+}
+
 /** One session: with the flood, or quiet for as long as the flood takes at its rate, memory measured at the same marks. */
 async function runOnce(o: FloodOptions, flood: boolean, label: string): Promise<FloodRun> {
   const target = new Rpc(fork(HERE, ['target'], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
@@ -581,14 +645,7 @@ async function runOnce(o: FloodOptions, flood: boolean, label: string): Promise<
     for (const k of Object.keys(f1)) if (f1[k]! - (f0[k] ?? 0) !== 0) deltas[k] = f1[k]! - (f0[k] ?? 0);
     const packetsReceived = deltas.packetsReceived ?? 0;
     const fromPeer = packetsSent(a1) - packetsSent(a0);
-    const growth: Growth[] = marks.slice(1).map((m, i) => {
-      const p = marks[i]!;
-      return {
-        rssMiB: MiB(m.rss - p.rss), rssAnonMiB: MiB(m.rssAnon - p.rssAnon), rssFileMiB: MiB(m.rssFile - p.rssFile),
-        heapUsedMiB: MiB(m.heapUsed - p.heapUsed), heapTotalMiB: MiB(m.heapTotal - p.heapTotal), externalMiB: MiB(m.external - p.external),
-        newSpaceMiB: MiB(m.newSpace - p.newSpace),
-      };
-    });
+    const growth: Growth[] = marks.slice(1).map((m, i) => growthOf(marks[i]!, m));
     return {
       flood, seconds: windowsMs / 1000, hostile: n, ports: sockets.length, kinds: mix?.kinds,
       echo, marks, growth,
@@ -627,6 +684,8 @@ export interface FloodResult {
    */
   flood: FloodSummary;
   quiet: FloodSummary;
+  /** The same flood into a plain `dgram` socket that drops it: RSS growth per phase (what Node's receive path costs by itself). */
+  sink?: { rssMiB: Figure[]; newSpaceMiB: Figure[] };
   error?: string;
 }
 
@@ -657,8 +716,16 @@ function summary(runs: FloodRun[], phases: number, hostile: number): FloodSummar
 export async function benchFlood(repeats: number, o: FloodOptions): Promise<FloodResult> {
   const log = o.log ?? (() => {});
   const runs: FloodRun[] = [];
+  const sinks: Growth[][] = [];
   let error: string | undefined;
   for (let i = 0; i < repeats; i++) {
+    try {
+      log(`flood: the same into a plain dgram socket (${i + 1}/${repeats}) ...`);
+      sinks.push(await runSink(o));
+    } catch (e) {
+      error = (e as Error).message;
+      log(`flood: sink: ${error}`);
+    }
     // Alternated, so that the machine's noise hits both alike.
     for (const flood of [true, false]) {
       try {
@@ -674,8 +741,13 @@ export async function benchFlood(repeats: number, o: FloodOptions): Promise<Floo
     hostile: o.hostile, phases: o.phases, ports: o.ports, rate: o.rate, echoRate: o.echoRate, runs,
     flood: summary(runs.filter((r) => r.flood), o.phases, o.hostile),
     quiet: summary(runs.filter((r) => !r.flood), o.phases, o.hostile),
+    sink: {
+      rssMiB: Array.from({ length: o.phases }, (_, i) => figure(sinks.filter((g) => g[i]).map((g) => g[i]!.rssMiB), 'MiB')),
+      newSpaceMiB: Array.from({ length: o.phases }, (_, i) => figure(sinks.filter((g) => g[i]).map((g) => g[i]!.newSpaceMiB), 'MiB')),
+    },
     ...(error ? { error } : {}),
   };
 }
 
 if (isMain(import.meta.url) && process.argv[2] === 'target') targetRole();
+if (isMain(import.meta.url) && process.argv[2] === 'sink') sinkRole();

@@ -190,6 +190,7 @@ if (fl) {
   for (let i = 0; i < fl.phases; i++) {
     lines.push(`  ${i === 0 ? 'first' : 'next '} ${fl.hostile}: flood RSS ${mib(fl.flood.rssMiB[i])} (V8's young generation ${mib(fl.flood.newSpaceMiB?.[i])} of it), heap ${mib(fl.flood.heapMiB[i])} | quiet RSS ${mib(fl.quiet.rssMiB[i])} (young generation ${mib(fl.quiet.newSpaceMiB?.[i])}), heap ${mib(fl.quiet.heapMiB[i])}`);
   }
+  if (fl.sink) lines.push(`  the same flood into a plain dgram socket that drops it: RSS ${fl.sink.rssMiB.map((x, i) => `${i === 0 ? 'first' : 'next'} ${mib(x)} (young generation ${mib(fl.sink!.newSpaceMiB[i])})`).join(', ')}`);
   lines.push(`  echo ratio: flood ${fmt(fl.flood.echoRatio, 4)} | quiet ${fmt(fl.quiet.echoRatio, 4)}; rtt p99 flood ${fmt(fl.flood.rttP99Ms, 1)} | quiet ${fmt(fl.quiet.rttP99Ms, 1)}; target CPU flood ${fmt(fl.flood.cpuPercentOfCore, 1)} | quiet ${fmt(fl.quiet.cpuPercentOfCore, 1)} of a core`);
   const last = fl.runs.filter((r) => r.flood).at(-1);
   if (last) {

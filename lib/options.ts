@@ -70,7 +70,11 @@ export interface AgentOptions {
   maxPairs?: number;
   /** Cap on remote candidates per component, peer-reflexive ones included. Default 64. */
   maxRemoteCandidates?: number;
-  /** Regular nomination: longest wait in ms for a better pair after the first valid one. Default 1000. */
+  /**
+   * Regular nomination: how long in ms to wait for a better pair after the first valid one. A relayed best
+   * pair waits up to 3 × this for direct pairs still being checked, 10 × while the peer's checks arrive on
+   * them (lib/core/nomination.ts). Default 1000.
+   */
   nominationTimeout?: number;
   /**
    * Trickle ICE (RFC 8838; libnice's `ice-trickle`): remote candidates may keep

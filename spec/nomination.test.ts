@@ -105,6 +105,11 @@ t.test('regular controlling: stopping criteria by pair type (direct, host ↔ ho
     higher.counters.requestsReceived = 1;
     t.equal(n.decide([higher, relayed], [relayed], 9000).nominate, undefined, `${name}: the peer's checks come in on the direct pair: still waits at 9 × waitMs`);
     t.equal(n.decide([higher, relayed], [relayed], 10_000).nominate, relayed, `${name}: at 10 × waitMs: nominated anyway`);
+    // Its check lost every transmission and it got one more transaction: up to 20 × waitMs.
+    higher.retried = true;
+    t.equal(n.decide([higher, relayed], [relayed], 19_000).nominate, undefined, `${name}: on its second transaction: still waits at 19 × waitMs`);
+    t.equal(n.decide([higher, relayed], [relayed], 20_000).nominate, relayed, `${name}: at 20 × waitMs: nominated anyway`);
+    higher.retried = false;
     higher.counters.requestsReceived = 0;
     // A higher *relayed* pending pair does not hold it beyond waitMs.
     higher.counters.requestsSent = 0;

@@ -52,11 +52,13 @@ export function relayed(p: Pair): boolean {
  *   pair is relayed, every direct pair of higher priority still pending has
  *   been sent at least 3 times (its first two retransmissions), at most
  *   3 × `waitMs`; and while the peer's checks come in on such a pair (the
- *   path works at least one way), up to 10 × `waitMs`: a direct path that
- *   loses checks to a lossy link is still preferred to the relay. (With 20%
- *   loss in each of two NATs a check and its answer get through 41% of the
- *   time; 5 s of retransmissions lost them all in 1 run of 10 in the NAT
- *   rig, bench/holepunch.ts; 10 s covers the check's own transaction.)
+ *   path works at least one way), up to 10 × `waitMs`, and 20 × while such
+ *   a pair has its second transaction: a direct path that loses checks to a
+ *   lossy link is still preferred to the relay. (With 20% loss in each of
+ *   two NATs a check and its answer get through 41% of the time; 5 s of
+ *   retransmissions lost them all in 1 run of 10 in the NAT rig,
+ *   bench/holepunch.ts; 10 s covers the check's own transaction, 20 s the
+ *   one more it gets.)
  */
 export class RegularControlling implements Role {
   readonly controlling = true;
@@ -86,8 +88,14 @@ export class RegularControlling implements Role {
         (p.state === 'waiting' || p.state === 'in-progress' || p.state === 'frozen');
       // A direct pair the peer's checks came in on works at least one way: worth waiting for longer.
       const answered = checklist.some((p) => pending(p) && p.counters.requestsReceived > 0);
-      const young = checklist.some((p) => pending(p) && p.counters.requestsSent < 3);
-      const cap = (answered ? 10 : 3) * this.waitMs;
+      // Such a pair whose check lost every transmission gets one more transaction (lib/core/check.ts): wait for it too.
+      const retrying = checklist.some((p) => pending(p) && p.counters.requestsReceived > 0 && p.retried === true);
+      // Loss seen on the component's paths: a pair that succeeded only after retransmissions. Then three
+      // unanswered transmissions say little (with 20% loss in each of two NATs they all fail one time in
+      // five): the direct pairs get five, and up to 6 × waitMs.
+      const lossy = checklist.some((p) => p.state === 'succeeded' && p.counters.requestsSent > p.counters.responsesReceived);
+      const young = checklist.some((p) => pending(p) && p.counters.requestsSent < (lossy ? 5 : 3));
+      const cap = (retrying ? 20 : answered ? 10 : lossy ? 6 : 3) * this.waitMs;
       if (msSinceFirstValid >= cap || (msSinceFirstValid >= this.waitMs && !young && !answered)) return { nominate: best };
       // Retransmissions come at their own times: look again a little later.
       return { recheckInMs: msSinceFirstValid < this.waitMs ? this.waitMs - msSinceFirstValid : Math.min(100, cap - msSinceFirstValid) };

@@ -106,6 +106,8 @@ export interface Pair {
   nominateOnSuccess: boolean;
   /** Controlling side, regular nomination: the USE-CANDIDATE check is under way. */
   nominating: boolean;
+  /** Its check lost every transmission and got its one more transaction (lib/core/check.ts checkTimeout). */
+  retried?: boolean;
   /** Renomination: the NOMINATION count this pair was (or is being) nominated with; the latest wins. */
   nominationValue: number | undefined;
   /** The valid pair this pair's check produced (§7.2.5.3.2). */
