@@ -2,6 +2,7 @@ import t, { type Test } from 'tap';
 import { Agent } from '../lib/agent.js';
 import { IceError, InvalidOptionError } from '../lib/errors.js';
 import { type AgentOptions, resolveOptions } from '../lib/options.js';
+import { nodeNetwork } from '../lib/transport/node-network.js';
 
 /** Asserts that `fn` throws an InvalidOptionError naming `option`. */
 function throwsOption(t: Test, fn: () => unknown, option: string | string[], what: string): void {
@@ -129,3 +130,25 @@ t.test('the Agent constructor throws the same typed error', async (t) => {
   throwsOption(t, () => new Agent({ ipv4: false, ipv6: false }), ['ipv4', 'ipv6'], 'Agent: no address family');
   throwsOption(t, () => new Agent({ portRange: { min: 9, max: 8 } }), 'portRange', 'Agent: inverted port range');
 });
+
+t.test('agents made with equal options share one frozen options object (a media server makes thousands)', async (t) => {
+  const net = nodeNetworkLike();
+  const a = new Agent({ iceLite: true, stunServers: ['stun:127.0.0.1:3478'] });
+  const b = new Agent({ stunServers: ['stun:127.0.0.1:3478'], iceLite: true });
+  const c = new Agent({ iceLite: true, stunServers: ['stun:127.0.0.1:3479'] });
+  const d = new Agent({ iceLite: true, stunServers: ['stun:127.0.0.1:3478'], network: net as never });
+  t.equal(a.options, b.options, 'the same options in another order: one object');
+  t.not(a.options, c.options, 'another server: another object');
+  t.not(a.options, d.options, 'another network object: another object (objects count by identity)');
+  t.ok(Object.isFrozen(a.options) && Object.isFrozen(a.options.stunServers), 'frozen, with its lists');
+  t.throws(() => { (a.options.stunServers as string[]).push('stun:x'); }, TypeError, 'a list cannot be changed under the other agents');
+  await Promise.all([a, b, c, d].map((x) => x.close()));
+});
+
+/** A Network that is not the default one, for identity: every method of the default, rebound. */
+function nodeNetworkLike(): Record<string, unknown> {
+  const n = nodeNetwork as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of ['now', 'setTimer', 'clearTimer', 'randomBytes', 'interfaces', 'bindDatagram', 'connectStream', 'listenStream', 'lookup']) out[k] = n[k]!.bind(n);
+  return out;
+}
