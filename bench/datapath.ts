@@ -8,16 +8,17 @@ import { performance } from 'node:perf_hooks';
 import { connectedPair } from './pair.js';
 import { figure, type Figure, withTimeout } from './stats.js';
 
-const WINDOW = 32;
+/** Datagrams in flight in an echo run (also bench/tcp.ts). */
+export const WINDOW = 32;
 
-interface EchoEnds {
+export interface EchoEnds {
   send(buf: Buffer): void;
-  onEcho(cb: (buf: Buffer) => void): void;
+  onEcho(cb: (buf?: Buffer) => void): void;
   close(): Promise<void>;
 }
 
 /** Runs `count` datagrams of `size` bytes with at most WINDOW in flight; returns datagrams/s. */
-async function runEcho(ends: EchoEnds, count: number, size: number): Promise<number> {
+export async function runEcho(ends: EchoEnds, count: number, size: number): Promise<number> {
   let sent = 0;
   let echoed = 0;
   const buf = Buffer.alloc(size);

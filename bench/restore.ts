@@ -34,6 +34,7 @@ import { fileURLToPath } from 'node:url';
 import { parseCandidate } from '../lib/index.js';
 import { buildStun } from '../spec/support/fuzz-stun.js';
 import { figure, type Figure } from './stats.js';
+import { createWaiters } from '../spec/support/waiters.js';
 
 const PEER = fileURLToPath(new URL('../examples/peer.js', import.meta.url));
 const LIB = new URL('../lib/index.js', import.meta.url).href;
@@ -53,28 +54,8 @@ interface Proc {
   exited: Promise<void>;
 }
 
-/** Waiters woken by any output of any process. */
-const waiters = new Set<() => void>();
-const pulse = () => {
-  for (const w of [...waiters]) w();
-};
-function waitFor<T>(probe: () => T | undefined, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      const v = probe();
-      if (v === undefined) return;
-      waiters.delete(check);
-      clearTimeout(timer);
-      resolve(v);
-    };
-    const timer = setTimeout(() => {
-      waiters.delete(check);
-      reject(new Error(`timed out waiting for ${what}`));
-    }, ms);
-    waiters.add(check);
-    check();
-  });
-}
+/** Waiters woken by any output of any process: no polling, no sleeping. */
+const { pulse, waitFor } = createWaiters();
 
 function start(args: string[], onLine: (line: string) => void): Proc {
   const spawnedAt = performance.now();

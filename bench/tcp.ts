@@ -12,8 +12,8 @@ import { performance } from 'node:perf_hooks';
 import { Agent, type AgentOptions, type NominationMode } from '../lib/index.js';
 import { connectOnce } from './connect.js';
 import { figure, type Figure, withTimeout } from './stats.js';
+import { type EchoEnds, runEcho } from './datapath.js';
 
-const WINDOW = 32;
 const TCP_ONLY: AgentOptions = { localAddresses: ['127.0.0.1'], iceTcp: true, iceUdp: false };
 
 function ready(agent: Agent, streamId: number): Promise<void> {
@@ -49,33 +49,6 @@ async function tcpPair(mode: NominationMode): Promise<{ a: Agent; b: Agent; sa: 
     throw err;
   }
   return { a, b, sa, sb, ms: performance.now() - t0 };
-}
-
-interface EchoEnds {
-  send(buf: Buffer): void;
-  onEcho(cb: () => void): void;
-  close(): Promise<void>;
-}
-
-async function runEcho(ends: EchoEnds, count: number, size: number): Promise<number> {
-  let sent = 0;
-  let echoed = 0;
-  const buf = Buffer.alloc(size);
-  buf[0] = 0x80;
-  const t0 = performance.now();
-  await withTimeout(new Promise<void>((resolve) => {
-    const sendOne = () => {
-      buf.writeUInt32BE(sent++, 1);
-      ends.send(buf);
-    };
-    ends.onEcho(() => {
-      echoed++;
-      if (echoed === count) resolve();
-      else if (sent < count) sendOne();
-    });
-    while (sent < Math.min(WINDOW, count)) sendOne();
-  }), 60000, 'echo');
-  return count / ((performance.now() - t0) / 1000);
 }
 
 async function iceEnds(): Promise<EchoEnds> {

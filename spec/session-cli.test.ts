@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startCoturn } from './support/coturn.js';
+import { createWaiters } from './support/waiters.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PEER = join(ROOT, 'dist/examples/peer.js');
@@ -52,27 +53,7 @@ function start(cmd: string, args: string[], onLine: (line: string) => void): Pro
 }
 
 /** Waiters woken by any output of any process: no polling, no sleeping. */
-const waiters = new Set<() => void>();
-function pulse(): void {
-  for (const w of [...waiters]) w();
-}
-function waitFor<T>(probe: () => T | undefined, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      const v = probe();
-      if (v === undefined) return;
-      waiters.delete(check);
-      clearTimeout(timer);
-      resolve(v);
-    };
-    const timer = setTimeout(() => {
-      waiters.delete(check);
-      reject(new Error(`timed out waiting for ${what}`));
-    }, ms);
-    waiters.add(check);
-    check();
-  });
-}
+const { pulse, waitFor } = createWaiters();
 
 interface Scenario {
   /** The side that is killed and restored: ours, in this role. */
