@@ -40,6 +40,8 @@ interface Run {
   controlled: Impl;
   nomination: 'regular' | 'aggressive';
   trickle: boolean;
+  /** Our controlled side is an ICE-lite agent (`--lite`): a media server that pion clients join. */
+  lite?: boolean;
 }
 
 function check(t: Test, run: RunResult, c: Run): void {
@@ -84,7 +86,7 @@ function check(t: Test, run: RunResult, c: Run): void {
 // Every run may, when something is wrong, take its whole budget (peer timeout,
 // relay timeout, kill grace); the build of the pion peer comes first (about 20 s
 // from a cold Go cache on two cores).
-t.setTimeout(8 * (CONNECT_TIMEOUT_S + 8) * 1000 + 300_000);
+t.setTimeout(10 * (CONNECT_TIMEOUT_S + 8) * 1000 + 300_000);
 
 const missingBuild = !existsSync(PEER);
 const pion = missingBuild ? undefined : await pionPeer();
@@ -139,19 +141,20 @@ if (missingBuild) {
     for (const trickle of [false, true]) runs.push({ controlling: 'ice-agent', controlled: 'pion', nomination, trickle });
   }
   for (const trickle of [false, true]) runs.push({ controlling: 'pion', controlled: 'ice-agent', nomination: 'regular', trickle });
+  for (const trickle of [false, true]) runs.push({ controlling: 'pion', controlled: 'ice-agent', nomination: 'regular', trickle, lite: true });
   runs.push({ controlling: 'pion', controlled: 'pion', nomination: 'regular', trickle: false });
 
   for (const c of runs) {
     const title = c.controlling === c.controlled
       ? `pion controlling <-> pion controlled (reference), ${c.nomination} nomination, trickle ${c.trickle ? 'on' : 'off'}`
-      : `ice-agent ${c.controlling === 'ice-agent' ? 'controlling' : 'controlled'} <-> pion ${c.controlling === 'pion' ? 'controlling' : 'controlled'}, ` +
+      : `ice-agent ${c.controlling === 'ice-agent' ? 'controlling' : c.lite ? 'controlled, lite' : 'controlled'} <-> pion ${c.controlling === 'pion' ? 'controlling' : 'controlled'}, ` +
         `${c.nomination} nomination, trickle ${c.trickle ? 'on' : 'off'}`;
     t.test(title, async (t) => {
       const common = ['--host', '127.0.0.1', '--nomination', c.nomination, '--count', String(COUNT), '--window', String(WINDOW),
         '--timeout', String(CONNECT_TIMEOUT_S), ...(c.trickle ? ['--trickle'] : [])];
       const run = await runPair({
         a: spec(c.controlling, 'controlling', common),
-        b: spec(c.controlled, 'controlled', common),
+        b: spec(c.controlled, 'controlled', [...common, ...(c.lite ? ['--lite'] : [])]),
         timeoutMs: (CONNECT_TIMEOUT_S + 4) * 1000,
       });
       check(t, run, c);
