@@ -72,8 +72,8 @@ export interface AgentOptions {
   maxRemoteCandidates?: number;
   /**
    * Regular nomination: how long in ms to wait for a better pair after the first valid one. A relayed best
-   * pair waits up to 3 × this for direct pairs still being checked, 10 × while the peer's checks arrive on
-   * them (lib/core/nomination.ts). Default 1000.
+   * pair waits up to 3 × this for direct pairs still being checked, 6 × once loss is seen, 10 × while the
+   * peer's checks arrive on them (lib/core/nomination.ts). Default 1000.
    */
   nominationTimeout?: number;
   /**

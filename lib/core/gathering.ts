@@ -120,7 +120,7 @@ function serverError(ctx: Ctx, s: StreamData, c: ComponentData, error: ServerErr
  * transmissions, at 0, 250, 750 and 1750 ms, so that a lossy path (20% each
  * way) still gets an answer 98% of the time.
  */
-export function serverRto(timeoutMs: number): number {
+function serverRto(timeoutMs: number): number {
   return Math.max(1, Math.min(250, Math.floor(timeoutMs / 8)));
 }
 

@@ -51,7 +51,8 @@ export function relayed(p: Pair): boolean {
  * - `waitMs` passed since the first valid pair — and, when the best valid
  *   pair is relayed, every direct pair of higher priority still pending has
  *   been sent at least 3 times (its first two retransmissions), at most
- *   3 × `waitMs`; and while the peer's checks come in on such a pair (the
+ *   3 × `waitMs` — 5 times and 6 × once loss is seen (a pair that succeeded
+ *   only after retransmissions); and while the peer's checks come in on such a pair (the
  *   path works at least one way), up to 10 × `waitMs`, and 20 × while such
  *   a pair has its second transaction: a direct path that loses checks to a
  *   lossy link is still preferred to the relay. (With 20% loss in each of
