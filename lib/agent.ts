@@ -71,9 +71,14 @@ export class Agent extends EventEmitter {
 
   constructor(options: AgentOptions = {}) {
     super();
+    // EventEmitter's constructor gives every emitter a prototype-less dictionary of listeners, about
+    // 180 bytes, listeners or not. Node's EventEmitter treats an undefined `_events` as "none yet" (the
+    // prototype's own value) and makes the dictionary on the first on(): a media server's agents that
+    // nobody listens to keep none.
+    (this as unknown as { _events: unknown })._events = undefined;
     this.options = sharedOptions(resolveOptions(options));
     this.id = this.options.name ?? `agent-${++agentCount}`;
-    this.#sh = new Shell(this, this.options, this.id);
+    this.#sh = new Shell(this, this.options);
     this.#sh.log.write('agent', 'debug', `created: ${this.options.iceLite ? 'lite' : 'full'}, ${this.options.controllingMode ? 'controlling' : 'controlled'}, ${this.options.nominationMode} nomination`);
   }
 
@@ -104,7 +109,7 @@ export class Agent extends EventEmitter {
     const hosts = sh.core.removeStream(streamId, sh.net.now());
     sh.streamGone(streamId, 'removed');
     sh.receivers.delete(streamId);
-    sh.gatherer.done(streamId);
+    sh.gatherDone(streamId);
     const closing = hosts.map((id) => sh.closeSocket(id));
     sh.settle();
     return Promise.all(closing).then(() => undefined);
@@ -411,7 +416,7 @@ export class Agent extends EventEmitter {
     if (this.#closing) return this.#closing;
     const sh = this.#sh;
     sh.closed = true;
-    sh.gatherer.endAll();
+    sh.gatherEndAll();
     for (const id of sh.receivers.keys()) sh.streamGone(id, 'closed');
     sh.receivers.clear();
     sh.core.close(sh.net.now(), opts.release ?? true);
@@ -431,7 +436,7 @@ export class Agent extends EventEmitter {
       sh.stopTimer();
       sh.abort.abort(); // made now if it was not: a shell part created after close() gets it aborted
       // Sockets still being bound or connected are closed when they arrive (the code awaiting them sees `closed`).
-      await Promise.allSettled([...sh.pending]);
+      await Promise.allSettled(sh.pending);
       await Promise.all([...sh.sockets.keys()].map((id) => sh.closeSocket(id)));
       if (sh.namesInUse) await sh.names.close();
     })();

@@ -39,37 +39,52 @@ function namespace(module: string): Debugger {
   return d;
 }
 
-/** One agent's log: its id goes in front of every line. */
-export class AgentLog {
+/** Where an agent's log lines go: what the core and the shell write to. */
+export interface Log {
+  /** Whether a line of `level` from `module` would go anywhere (so that callers build it only then). */
+  enabled(module: string, level: Exclude<LogLevel, 'silent'>): boolean;
+  write(module: string, level: Exclude<LogLevel, 'silent'>, text: string): void;
+}
+
+/** Log.enabled for an agent with this logger and level. */
+export function logEnabled(logger: Logger | undefined, min: LogLevel, module: string, level: Exclude<LogLevel, 'silent'>): boolean {
+  if (RANK[level] < RANK[min]) return false;
+  return logger !== undefined || namespace(module).enabled;
+}
+
+/** Log.write for an agent with this id, logger and level: the id goes in front of every line. */
+export function logWrite(agentId: string, logger: Logger | undefined, min: LogLevel, module: string, level: Exclude<LogLevel, 'silent'>, text: string): void {
+  if (!logEnabled(logger, min, module, level)) return;
+  const line = `[${agentId}] ${text}`;
+  if (!logger) {
+    namespace(module)(level === 'info' || level === 'debug' || level === 'trace' ? line : `${level.toUpperCase()} ${line}`);
+    return;
+  }
+  try {
+    if (level === 'trace') (logger.trace ?? logger.debug).call(logger, `${module}: ${line}`);
+    else logger[level](`${module}: ${line}`);
+  } catch {
+    // A logger that throws must not take the agent down with it.
+  }
+}
+
+/** One agent's log as an object of its own (the shell is its agent's Log itself). */
+export class AgentLog implements Log {
   readonly agentId: string;
   readonly #logger: Logger | undefined;
-  readonly #min: number;
+  readonly #level: LogLevel;
 
   constructor(agentId: string, logger: Logger | undefined, level: LogLevel) {
     this.agentId = agentId;
     this.#logger = logger;
-    this.#min = RANK[level];
+    this.#level = level;
   }
 
-  /** Whether a line of `level` from `module` would go anywhere (so that callers build it only then). */
   enabled(module: string, level: Exclude<LogLevel, 'silent'>): boolean {
-    if (RANK[level] < this.#min) return false;
-    return this.#logger !== undefined || namespace(module).enabled;
+    return logEnabled(this.#logger, this.#level, module, level);
   }
 
   write(module: string, level: Exclude<LogLevel, 'silent'>, text: string): void {
-    if (!this.enabled(module, level)) return;
-    const line = `[${this.agentId}] ${text}`;
-    const l = this.#logger;
-    if (!l) {
-      namespace(module)(level === 'info' || level === 'debug' || level === 'trace' ? line : `${level.toUpperCase()} ${line}`);
-      return;
-    }
-    try {
-      if (level === 'trace') (l.trace ?? l.debug).call(l, `${module}: ${line}`);
-      else l[level](`${module}: ${line}`);
-    } catch {
-      // A logger that throws must not take the agent down with it.
-    }
+    logWrite(this.agentId, this.#logger, this.#level, module, level, text);
   }
 }

@@ -6,6 +6,7 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { Agent, UdpMux, InvalidOptionError, type AgentOptions } from '../lib/index.js';
 import { SimNetwork, type SimHost, type SimPacketEvent } from '../lib/sim/index.js';
+import type { Network, TimerHandle } from '../lib/transport/network.js';
 import { classOf, decodeStun, encodeTurnRequest } from '../lib/stun/message.js';
 import { encodeBindingRequest } from '../lib/stun/binding.js';
 
@@ -19,15 +20,16 @@ interface Session {
 }
 
 /** A server host with a mux, and `n` client hosts; each client connects to a lite server agent on the mux. */
-async function setup(n: number, serverOpts: AgentOptions = {}, clientOpts: AgentOptions = {}, seed = 3) {
+async function setup(n: number, serverOpts: AgentOptions = {}, clientOpts: AgentOptions = {}, seed = 3, serverNet?: (n: Network) => Network) {
   const net = new SimNetwork({ seed, delay: 5 });
   const serverHost = net.addHost(SERVER_IP);
-  const mux = await runWith(net, UdpMux.bind({ addresses: [SERVER_IP], port: 3478, network: serverHost.network }));
+  const serverNetwork = serverNet ? serverNet(serverHost.network) : serverHost.network;
+  const mux = await runWith(net, UdpMux.bind({ addresses: [SERVER_IP], port: 3478, network: serverNetwork }));
   const clients: SimHost[] = [];
   for (let i = 0; i < n; i++) clients.push(net.addHost(`198.51.100.${10 + i}`));
   const sessions: Session[] = [];
   for (const h of clients) {
-    const server = new Agent({ network: serverHost.network, udpMux: mux, iceLite: true, ...serverOpts });
+    const server = new Agent({ network: serverNetwork, udpMux: mux, iceLite: true, ...serverOpts });
     const client = new Agent({ network: h.network, controllingMode: true, ...clientOpts });
     const ss = server.addStream(1);
     const cs = client.addStream(1);
@@ -108,6 +110,77 @@ t.test('ICE-lite declares the session gone when the full peer\'s requests stop (
   t.equal(x!.server.getComponentState(x!.ss, 1), 'failed');
   await runWith(net, x!.server.close());
 });
+
+/**
+ * A network whose timers can be moved (Network.moveTimer), as Node's is
+ * (lib/transport/timers.ts): here a move is a clear and a set on the
+ * simulation's clock. Counts what the agents ask of it, and the timers that fire.
+ */
+function movableTimers(inner: Network) {
+  const count = { set: 0, moved: 0, fired: 0 };
+  interface Handle { h: TimerHandle; fn: () => void; done: boolean }
+  const network = new Proxy(inner, {
+    get(target, prop) {
+      if (prop === 'setTimer') {
+        return (fn: () => void, ms: number): Handle => {
+          count.set++;
+          const w: Handle = { h: undefined as unknown as TimerHandle, done: false, fn: () => { w.done = true; count.fired++; fn(); } };
+          w.h = target.setTimer(w.fn, ms);
+          return w;
+        };
+      }
+      if (prop === 'clearTimer') return (w: Handle) => { w.done = true; target.clearTimer(w.h); };
+      if (prop === 'moveTimer') {
+        return (w: Handle, ms: number): boolean => {
+          if (w.done) return false;
+          target.clearTimer(w.h);
+          w.h = target.setTimer(w.fn, ms);
+          count.moved++;
+          return true;
+        };
+      }
+      const v = Reflect.get(target, prop) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  return { network, count };
+}
+
+t.test('a lite agent moves its one timer as the peer\'s requests push its expiry back: no wake-up per request, and it still expires', async (t) => {
+  let timers!: ReturnType<typeof movableTimers>;
+  const { net, sessions } = await setup(1, { consentTimeout: 30_000, disconnectedTimeout: 10_000 }, {}, 3, (n) => (timers = movableTimers(n)).network);
+  const [x] = sessions;
+  const before = { ...timers.count };
+  await net.run({ for: 120_000 });
+  const minute = { set: timers.count.set - before.set, moved: timers.count.moved - before.moved, fired: timers.count.fired - before.fired };
+  t.equal(x!.server.getComponentState(x!.ss, 1), 'ready', 'ready after two minutes of consent');
+  // The peer's consent requests come every 4-6 s: about 24 in two minutes, each pushing the expiry back.
+  t.ok(minute.moved >= 15, `the timer moved at the requests (${minute.moved} moves)`);
+  // Without moveTimer the timer fires early at each old deadline (every 4-10 s here) and arms again.
+  t.ok(minute.fired <= 1 && minute.set <= 1, `it fired ${minute.fired} times and was set ${minute.set} times in two minutes`);
+  let lost = false;
+  x!.server.on('consent-lost', () => { lost = true; });
+  await runWith(net, x!.client.close());
+  const at = net.now();
+  await net.run({ until: () => lost, timeout: 40_000 });
+  t.ok(lost && net.now() - at >= 24_000 && net.now() - at <= 31_000, `consent lost ${Math.round(net.now() - at)} ms after the client closed (30 s after its last request)`);
+  await runWith(net, x!.server.close());
+});
+
+t.test('without Network.moveTimer the same lite agent wakes at each old deadline (the fallback)', async (t) => {
+  const { net, sessions } = await setup(1, { consentTimeout: 30_000, disconnectedTimeout: 10_000 }, {}, 3, (n) => {
+    const w = movableTimers(n);
+    counted = w.count;
+    return new Proxy(w.network, { get: (target, prop) => (prop === 'moveTimer' ? undefined : Reflect.get(target, prop)) });
+  });
+  const [x] = sessions;
+  const before = counted.fired;
+  await net.run({ for: 120_000 });
+  t.equal(x!.server.getComponentState(x!.ss, 1), 'ready');
+  t.ok(counted.fired - before >= 8, `fired ${counted.fired - before} times in two minutes`);
+  await runWith(net, Promise.all([x!.client.close(), x!.server.close()]));
+});
+let counted = { set: 0, moved: 0, fired: 0 };
 
 t.test('a flood of Binding requests for unknown ufrags from 2,000 ports: none answered, routes bounded, sessions up', async (t) => {
   const { net, mux, sessions } = await setup(2);

@@ -40,6 +40,26 @@ t.test('deadlines fire in time order, whatever order they were set in; cleared o
   t.same([...fired].sort(), [...expected].sort(), 'every deadline not cleared fired once, the cleared ones never');
 });
 
+t.test('move: a deadline moved later fires at its new time, one moved earlier fires first; a fired or cleared one does not move', async (t) => {
+  const q = new TimerQueue(() => performance.now());
+  const start = performance.now();
+  const fired: Array<[string, number]> = [];
+  const at = (name: string) => () => fired.push([name, performance.now() - start]);
+  q.set(at('a'), 40);
+  const b = q.set(at('b'), 10);
+  const c = q.set(at('c'), 60);
+  t.ok(q.move(b, 80), 'b moves later than a and c');
+  t.ok(q.move(c, 0), 'c moves earlier than all');
+  await drained(q);
+  t.same(fired.map(([n]) => n), ['c', 'a', 'b'], 'fired in the order of their new deadlines');
+  t.ok(fired[2]![1] >= 80, `b fired at its new deadline, not its first (${fired[2]![1].toFixed(1)} ms)`);
+  t.notOk(q.move(b, 10), 'a fired deadline does not move');
+  const d = q.set(at('d'), 10);
+  q.clear(d);
+  t.notOk(q.move(d, 5), 'a cleared one does not either');
+  t.equal(q.size, 0, 'nothing left');
+});
+
 t.test('a deadline set from a firing callback, earlier than the armed one, fires', async (t) => {
   const q = new TimerQueue(() => performance.now());
   const order: string[] = [];

@@ -103,7 +103,7 @@ export function foundationKey(
   transport: TransportProtocol,
   serverAddress = '',
 ): string {
-  return `${type}|${baseAddress}|${serverAddress}|${transport}`;
+  return [type, '|', baseAddress, '|', serverAddress, '|', transport].join('');
 }
 
 /**

@@ -7,7 +7,7 @@
 import { formatAddress, type TransportAddress } from '../transport/address.js';
 import {
   ATTR, type DecodedStun, ICE_KNOWN_ATTRIBUTES, findAttribute, getErrorCode, getNomination, getPriority, getTieBreaker, getUsername,
-  getXorMappedAddress, hasAttribute, unknownComprehensionRequired, verifyIntegrity,
+  getXorMappedAddress, hasAttribute, tieBreakerAt, unknownComprehensionRequired, usernameNamesUfrag, verifyIntegrity,
 } from '../stun/message.js';
 import { encodeBindingError, encodeBindingRequest, encodeBindingSuccess, encodeUnknownAttributes } from '../stun/binding.js';
 import { computePriority, foundationKey, foundationOf, localPreferenceOf } from './candidate.js';
@@ -22,6 +22,7 @@ import type { CheckKind, CheckTx, ComponentData, Credentials, Pair, StreamData, 
 import {
   baseIdOf, bindConnection, checkTransport, peerTcpType, reliableTimeout, signalledActive, tcpAuthenticated, tcpMappedLocal,
 } from './tcp.js';
+import { countDrop, countRare } from '../stats.js';
 
 /** The credentials a pair's checks use: its generation's (the old selected pair keeps the old ones during a restart, §9). */
 function credentialsOf(s: StreamData, pair: Pair): { local: Credentials; remote: Credentials } | undefined {
@@ -120,7 +121,7 @@ export function checkTimeout(ctx: Ctx, tx: CheckTx): void {
     tx.attempt++;
     tx.lastSentAt = ctx.now;
     tx.nextAt = ctx.now + ctx.waits[tx.attempt]!;
-    d.stats.checkRetransmissions++;
+    countRare(d.stats, 'checkRetransmissions');
     log(ctx, 'check', 'trace', () => `stream ${tx.streamId} component ${tx.componentId}: retransmission ${tx.attempt} of tx ${tx.key}`);
     const p = pairById(d.streams.get(tx.streamId)!, tx.pairId);
     if (p) p.counters.requestsSent++;
@@ -129,7 +130,7 @@ export function checkTimeout(ctx: Ctx, tx: CheckTx): void {
   }
   d.checks.delete(tx.key);
   if (tx.kind !== 'check' || tx.cancelled) return;
-  d.stats.checksTimedOut++;
+  countRare(d.stats, 'checksTimedOut');
   const s = d.streams.get(tx.streamId);
   const c = s?.components.get(tx.componentId);
   const pair = s && pairById(s, tx.pairId);
@@ -156,7 +157,7 @@ export function checkTimeout(ctx: Ctx, tx: CheckTx): void {
 }
 
 function respondError(ctx: Ctx, t: TransportRecord, from: TransportAddress, m: DecodedStun, code: number, reason: string, password?: string): void {
-  ctx.d.stats.errorResponsesSent++;
+  countRare(ctx.d.stats, 'errorResponsesSent');
   transmitVia(ctx, t.id, from, encodeBindingError(m.transactionId, code, reason, password));
 }
 
@@ -173,24 +174,22 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
       `user ${getUsername(m) ?? '-'}${role}${hasAttribute(m, ATTR.USE_CANDIDATE) ? ' USE-CANDIDATE' : ''}`;
   });
   // RFC 8489 §9.1.3: authenticate before anything else; nothing about the sender is learned from a request that fails.
-  const username = getUsername(m);
-  if (username === undefined || findAttribute(m.raw, ATTR.MESSAGE_INTEGRITY) < 0) {
-    d.stats.dropped.badRequest++;
+  const userAt = findAttribute(m.raw, ATTR.USERNAME);
+  if (userAt < 0 || findAttribute(m.raw, ATTR.MESSAGE_INTEGRITY) < 0) {
+    countDrop(d.stats, 'badRequest');
     respondError(ctx, t, from, m, 400, 'Bad Request');
     return;
   }
-  const colon = username.indexOf(':');
-  const lfrag = colon > 0 ? username.slice(0, colon) : undefined;
   // During an ICE restart (§9) the previous credentials stay valid until the new generation has its pairs.
-  const current = lfrag === s.local.ufrag;
-  const creds = current ? s.local : lfrag !== undefined && lfrag === s.previousLocal?.ufrag ? s.previousLocal : undefined;
+  const current = usernameNamesUfrag(m.raw, userAt, s.local.ufrag);
+  const creds = current ? s.local : s.previousLocal !== undefined && usernameNamesUfrag(m.raw, userAt, s.previousLocal.ufrag) ? s.previousLocal : undefined;
   if (!creds) {
-    d.stats.dropped.unknownUsername++;
+    countDrop(d.stats, 'unknownUsername');
     respondError(ctx, t, from, m, 401, 'Unauthenticated');
     return;
   }
   if (verifyIntegrity(m.raw, creds.pwd) !== 'ok') {
-    d.stats.dropped.badIntegrity++;
+    countDrop(d.stats, 'badIntegrity');
     respondError(ctx, t, from, m, 401, 'Unauthenticated');
     return;
   }
@@ -199,32 +198,33 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
   // RFC 8489 §6.3: comprehension-required attributes we do not know get a 420.
   const unknown = unknownComprehensionRequired(m, ICE_KNOWN_ATTRIBUTES);
   if (unknown.length > 0) {
-    d.stats.dropped.badRequest++;
-    d.stats.errorResponsesSent++;
+    countDrop(d.stats, 'badRequest');
+    countRare(d.stats, 'errorResponsesSent');
     transmitVia(ctx, t.id, from, encodeUnknownAttributes(m.transactionId, unknown, creds.pwd));
     return;
   }
   const priority = getPriority(m);
-  const theirControlling = getTieBreaker(m, ATTR.ICE_CONTROLLING);
-  const theirControlled = getTieBreaker(m, ATTR.ICE_CONTROLLED);
-  if (priority === undefined || priority === 0 || (theirControlling === undefined && theirControlled === undefined)) {
-    d.stats.dropped.badRequest++;
+  // Where the role attributes are; their 64-bit values are read only for a role conflict.
+  const theirControlling = tieBreakerAt(m, ATTR.ICE_CONTROLLING);
+  const theirControlled = tieBreakerAt(m, ATTR.ICE_CONTROLLED);
+  if (priority === undefined || priority === 0 || (theirControlling < 0 && theirControlled < 0)) {
+    countDrop(d.stats, 'badRequest');
     respondError(ctx, t, from, m, 400, 'Bad Request');
     return;
   }
   // §7.3.1.1 role conflict: the larger tie-breaker keeps (or takes) controlling.
-  if (d.controlling && theirControlling !== undefined) {
-    d.stats.roleConflicts++;
-    if (d.tieBreaker >= theirControlling) {
+  if (d.controlling && theirControlling >= 0) {
+    countRare(d.stats, 'roleConflicts');
+    if (d.tieBreaker >= m.raw.readBigUInt64BE(theirControlling + 4)) {
       log(ctx, 'check', 'debug', `stream ${s.id}: role conflict, we keep controlling (487)`);
       respondError(ctx, t, from, m, 487, 'Role Conflict', creds.pwd);
       return;
     }
     switchRole(ctx, false);
-  } else if (!d.controlling && theirControlled !== undefined) {
-    d.stats.roleConflicts++;
+  } else if (!d.controlling && theirControlled >= 0) {
+    countRare(d.stats, 'roleConflicts');
     // A lite agent never takes control (RFC 8445 §6.1.1): the full peer must.
-    if (ctx.role.sendsChecks && d.tieBreaker >= theirControlled) switchRole(ctx, true);
+    if (ctx.role.sendsChecks && d.tieBreaker >= m.raw.readBigUInt64BE(theirControlled + 4)) switchRole(ctx, true);
     else {
       respondError(ctx, t, from, m, 487, 'Role Conflict', creds.pwd);
       return;
@@ -323,7 +323,7 @@ function learnPair(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord
   let remote = findRemote(c, t.protocol, from.address, from.port);
   if (!remote) {
     if (c.remote.length >= ctx.o.maxRemoteCandidates) {
-      d.stats.dropped.tableFull++;
+      countDrop(d.stats, 'tableFull');
       return undefined;
     }
     // ICE-TCP: a connection to our passive candidate comes from one of the peer's active candidates, whose
@@ -357,7 +357,7 @@ function learnPair(ctx: Ctx, s: StreamData, c: ComponentData, t: TransportRecord
   const pair = newPair(nextId(ctx), s.generation, local, remote, d.controlling);
   const r = addPair(streamSet(ctx), s, pair, remote, local.c.priority, d.controlling, ctx.o.maxPairs);
   if (!r.added) {
-    d.stats.dropped.tableFull++;
+    countDrop(d.stats, 'tableFull');
     return undefined;
   }
   pairsAdded(ctx, s, c);
@@ -401,13 +401,13 @@ export function onResponse(ctx: Ctx, t: TransportRecord, from: TransportAddress,
   d.stats.stunResponsesReceived++;
   const tx = d.checks.get(m.transactionId.toString('hex'));
   if (!tx || tx.streamId !== t.streamId || tx.componentId !== t.componentId) {
-    d.stats.dropped.unknownTransaction++;
+    countDrop(d.stats, 'unknownTransaction');
     log(ctx, 'check', 'debug', () => `${m.cls} response from ${formatAddress(from.address, from.port)} to no transaction of ours: dropped`);
     return;
   }
   const integrity = verifyIntegrity(m.raw, tx.password);
   if (m.cls === 'success' ? integrity !== 'ok' : integrity === 'bad') {
-    d.stats.dropped.badIntegrity++;
+    countDrop(d.stats, 'badIntegrity');
     return;
   }
   const err = m.cls === 'error' ? getErrorCode(m) : undefined;
@@ -418,7 +418,7 @@ export function onResponse(ctx: Ctx, t: TransportRecord, from: TransportAddress,
   // is believed only from where the request went: from anywhere else it is a
   // third party's forgery meant to fail the pair.
   if (m.cls === 'error' && integrity === 'missing' && (err?.code !== 401 || !symmetric)) {
-    d.stats.dropped.badIntegrity++;
+    countDrop(d.stats, 'badIntegrity');
     return;
   }
   d.checks.delete(tx.key);
@@ -442,7 +442,7 @@ export function onResponse(ctx: Ctx, t: TransportRecord, from: TransportAddress,
   if (m.cls === 'error') {
     if (err?.code === 487 && integrity === 'ok') {
       // §7.2.5.1: take the role opposite to the one the request claimed, and check again.
-      d.stats.roleConflicts++;
+      countRare(d.stats, 'roleConflicts');
       if (d.controlling === tx.controlling) switchRole(ctx, !tx.controlling);
       if (pair.state === 'in-progress') pair.state = 'waiting';
       triggerNow(ctx, s, c, pair);

@@ -23,6 +23,7 @@ import { type Ctx, emit, log, pairCandidates, random, resetAuthorization, setSta
 import { sendCheck } from './check.js';
 import { transmitVia } from './relay.js';
 import type { ComponentData, Pair, StreamData } from './state.js';
+import { countRare } from '../stats.js';
 
 /**
  * RFC 7675 §5.1: the interval is randomised to 0.8-1.2 times the base, against
@@ -125,7 +126,7 @@ export function consentTick(ctx: Ctx, s: StreamData, c: ComponentData): void {
     // On ICE-TCP the pair's connection carries it (RFC 6544 §7.1).
     transmitVia(ctx, pair.connId ?? cands.local.transportId, { address: cands.remote.c.address, port: cands.remote.c.port },
       encodeBindingIndication(ctx.env.randomBytes(12)));
-    ctx.d.stats.keepalivesSent++;
+    countRare(ctx.d.stats, 'keepalivesSent');
     log(ctx, 'consent', 'trace', `stream ${s.id} component ${c.id}: keepalive indication (§11)`);
   }
 }
@@ -139,7 +140,7 @@ export function consentResponse(ctx: Ctx, s: StreamData, c: ComponentData, pair:
 /** RFC 7675 §5.1: consent expired; nothing more is sent on the pair, and only an ICE restart revives the component. */
 export function consentLost(ctx: Ctx, s: StreamData, c: ComponentData, why = `no response for ${ctx.o.consentTimeout} ms, RFC 7675`): void {
   log(ctx, 'consent', 'warn', `stream ${s.id} component ${c.id}: consent lost (${why})`);
-  ctx.d.stats.consentLost++;
+  countRare(ctx.d.stats, 'consentLost');
   c.consent = undefined;
   c.sendPairId = undefined;
   c.selectedPairId = undefined;

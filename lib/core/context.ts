@@ -6,7 +6,7 @@
  * changes, sending through a transport (a relayed one wraps for its TURN server).
  */
 import type { ResolvedOptions } from '../options.js';
-import type { AgentLog, LogLevel } from '../log.js';
+import type { Log, LogLevel } from '../log.js';
 import { addressKey, type TransportAddress } from '../transport/address.js';
 import type { ServerError } from '../errors.js';
 import type { AllocationEvent, AllocationIo } from '../turn/allocation.js';
@@ -15,6 +15,7 @@ import type { Role } from './nomination.js';
 import type {
   AllocationRecord, ComponentData, ComponentState, CoreData, LocalCand, Pair, RemoteCand, StreamData,
 } from './state.js';
+import { countDrop } from '../stats.js';
 
 
 /** The core's only ways to the outside world. */
@@ -25,7 +26,7 @@ export interface CoreEnv {
   deliver(streamId: number, componentId: number, data: Buffer, from: TransportAddress): boolean;
   randomBytes(n: number): Buffer;
   /** Where the core's log lines go (lib/log.ts): the agent's id is in front of each. */
-  log: AgentLog;
+  log: Log;
 }
 
 /** What the core tells the shell; the first eight are the agent's public events. */
@@ -107,7 +108,7 @@ export function authorize(ctx: Ctx, c: ComponentData, transportId: number, addre
   // Bounded like the remote candidates it stands beside: a credentialed peer checking from thousands of
   // ports cannot grow it (the sources of signalled and learned candidates fit, twice over).
   if (c.authorized.size >= 2 * ctx.o.maxRemoteCandidates) {
-    ctx.d.stats.dropped.tableFull++;
+    countDrop(ctx.d.stats, 'tableFull');
     return;
   }
   c.authorized.add(key);

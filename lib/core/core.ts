@@ -18,7 +18,7 @@ import { addressKey, type TransportAddress } from '../transport/address.js';
 import type { ResolvedOptions } from '../options.js';
 import { InvalidArgumentError, InvalidStateError, UnknownStreamError } from '../errors.js';
 import { BINDING_REQUEST, decodeStun, isStunFrame, verifyFingerprint } from '../stun/message.js';
-import { createStats, type AgentStats } from '../stats.js';
+import { createCounters, snapshotStats, type AgentStats } from '../stats.js';
 import { checkRemoteCandidate, copyCandidate, usableRemote, unusableReason, type Candidate } from './candidate.js';
 import { canCheck, hasWork, nextPair, pairById, pairByKey } from './checklist.js';
 import { pairKey } from './pair.js';
@@ -32,7 +32,7 @@ import {
 } from './relay.js';
 import { addRemote, newCredentials, restartGeneration, setRemoteCredentials } from './remote.js';
 import { evaluate, fail, flushTraffic, isDone, renominate, runNomination } from './selection.js';
-import { none, newComponent, type ComponentData, type ComponentState, type CoreData, type Credentials, type StreamData, type TransportRecord } from './state.js';
+import { NEVER, none, newComponent, type ComponentData, type ComponentState, type CoreData, type Credentials, type StreamData, type TransportRecord } from './state.js';
 import { retransmitWaits } from '../stun/transaction.js';
 import { pairList, statsReport, type PairInfo, type StreamStats } from './report.js';
 import { exportSession, importSession, type SessionSnapshot } from './session.js';
@@ -40,6 +40,7 @@ import {
   addTcpHost, baseIdOf, closeConnection, closeUnusedConnections, tcpAccepted, tcpClosed, tcpNextTimeout, tcpOpened, tcpTimeout,
   type TcpDrop,
 } from './tcp.js';
+import { countDrop, countRare } from '../stats.js';
 
 export type { CoreEnv, CoreEvent, PairInfo, ServerPlan };
 
@@ -104,17 +105,19 @@ export class IceCore implements Ctx {
       nextCheckAt: 0,
       pacerIdle: true,
       rr: 0,
-      burstWindowAt: -Infinity,
+      burstWindowAt: NEVER,
       burstCount: 0,
       closing: false,
       revision: 0,
-      stats: createStats(),
+      stats: createCounters(),
     };
   }
 
   /** The events produced since the last call, in order. */
   takeEvents(): CoreEvent[] {
     const e = this.events;
+    // Most inputs queue nothing: no new array for them (this runs after every datagram).
+    if (e.length === 0) return none();
     this.events = [];
     return e;
   }
@@ -147,7 +150,7 @@ export class IceCore implements Ctx {
     for (let c = 1; c <= nComponents; c++) components.set(c, newComponent(c));
     this.d.streams.set(id, {
       id, generation: 0, local: newCredentials(this), previousLocal: undefined, remote: undefined, previousRemote: undefined,
-      restartPending: false, remoteUsed: false, lastCheckAt: -Infinity, remoteEndOfCandidates: false, lastRemoteCandidateAt: 0,
+      restartPending: false, remoteUsed: false, lastCheckAt: NEVER, remoteEndOfCandidates: false, lastRemoteCandidateAt: 0,
       gathering: 'new', pendingServerJobs: 0, initialRequestSeen: false, components, pairs: none(), triggered: none(), freeAt: undefined,
     });
     return id;
@@ -330,7 +333,7 @@ export class IceCore implements Ctx {
     st.packetsReceived++;
     st.bytesReceived += data.length;
     if (!t || (this.d.closing && t.servers.length === 0 && t.kind !== 'link')) {
-      st.dropped.closed++;
+      countDrop(st, 'closed');
       return;
     }
     this.now = now;
@@ -340,7 +343,7 @@ export class IceCore implements Ctx {
       if (t.kind !== 'link' && data.length >= 20 && data[0]! < 4 && isStunFrame(data)) {
         const m = decodeStun(data);
         if (m && srflxResponse(this, t, from, m)) {
-          st.serverPacketsReceived++;
+          countRare(st, 'serverPacketsReceived');
           return;
         }
       }
@@ -348,18 +351,18 @@ export class IceCore implements Ctx {
         // One counter per datagram: what the server relays counts where its content ends (#inbound).
         const inner = relayReceive(this, rec, data);
         const relay = inner && rec.relayId !== undefined ? this.d.transports.get(rec.relayId) : undefined;
-        if (!inner) st.serverPacketsReceived++;
+        if (!inner) countRare(st, 'serverPacketsReceived');
         else if (relay && !this.d.closing) this.#inbound(relay, inner.peer, inner.data);
-        else st.dropped.closed++;
+        else countDrop(st, 'closed');
         return;
       }
       if (t.kind === 'link') {
-        st.dropped.closed++;
+        countDrop(st, 'closed');
         return;
       }
     }
     if (this.d.closing) {
-      st.dropped.closed++;
+      countDrop(st, 'closed');
       return;
     }
     this.#inbound(t, from, data);
@@ -383,30 +386,30 @@ export class IceCore implements Ctx {
     if (fingerprint === 'ok') {
       const m = decodeStun(data);
       if (!m) {
-        st.dropped.malformed++;
+        countDrop(st, 'malformed');
         return;
       }
       this.dirty = true;
       if (m.method !== BINDING_REQUEST) {
-        st.dropped.unsupported++;
+        countDrop(st, 'unsupported');
         return;
       }
       if (m.cls === 'request') onRequest(this, t, from, m);
-      else if (m.cls === 'indication') st.stunIndicationsReceived++; // keepalives (§11): nothing to do
+      else if (m.cls === 'indication') countRare(st, 'stunIndicationsReceived'); // keepalives (§11): nothing to do
       else onResponse(this, t, from, m);
       return;
     }
     const s = this.d.streams.get(t.streamId);
     const c = s?.components.get(t.componentId);
     if (!c) {
-      st.dropped.closed++;
+      countDrop(st, 'closed');
       return;
     }
     if (from.port !== c.lastSrcPort || from.address !== c.lastSrcAddress) {
       if (!c.authorized.has(addressKey(from.address, from.port))) {
-        if (fingerprint === 'bad') st.dropped.badFingerprint++;
-        else if (data.length > 0 && data[0]! < 4) st.dropped.malformed++;
-        else st.dropped.unauthorizedSource++;
+        if (fingerprint === 'bad') countDrop(st, 'badFingerprint');
+        else if (data.length > 0 && data[0]! < 4) countDrop(st, 'malformed');
+        else countDrop(st, 'unauthorizedSource');
         return;
       }
       c.lastSrcAddress = from.address;
@@ -417,7 +420,7 @@ export class IceCore implements Ctx {
       c.rx.pairId = p ? (p.validPairId ?? p.id) : undefined;
     }
     if (!this.env.deliver(t.streamId, t.componentId, data, from)) {
-      st.dropped.noReceiver++;
+      countDrop(st, 'noReceiver');
       return;
     }
     st.dataPacketsReceived++;
@@ -531,7 +534,7 @@ export class IceCore implements Ctx {
 
   /** The agent's counters, and per stream, component, pair and candidate the W3C stats (lib/core/report.ts). JSON-safe. */
   stats(): AgentStats & { streams: StreamStats[] } {
-    return { ...structuredClone(this.d.stats), streams: statsReport(this.d) };
+    return { ...snapshotStats(this.d.stats), streams: statsReport(this.d) };
   }
 
   /**

@@ -25,6 +25,7 @@ import { permitFor, startAllocation } from './relay.js';
 import { evaluate, pairsAdded } from './selection.js';
 import { none, type ComponentData, type LocalCand, type RemoteCand, type SrflxTx, type StreamData, type TransportRecord } from './state.js';
 import { addTcpSrflx } from './tcp.js';
+import { countDrop, countRare } from '../stats.js';
 
 export interface StunServerPlan {
   url: string;
@@ -98,7 +99,7 @@ export function formPair(ctx: Ctx, s: StreamData, c: ComponentData, local: Local
   const pair = newPair(nextId(ctx), s.generation, local, remote, ctx.d.controlling);
   const r = addPair(streamSet(ctx), s, pair, remote, local.c.priority, ctx.d.controlling, ctx.o.maxPairs);
   if (!r.added) {
-    if (r.reason === 'full') ctx.d.stats.dropped.tableFull++;
+    if (r.reason === 'full') countDrop(ctx.d.stats, 'tableFull');
     return;
   }
   log(ctx, 'check', 'trace', () => `stream ${s.id} component ${c.id}: pair ${describePair(pair, local, remote)} formed`);
@@ -108,7 +109,7 @@ export function formPair(ctx: Ctx, s: StreamData, c: ComponentData, local: Local
 
 function serverError(ctx: Ctx, s: StreamData, c: ComponentData, error: ServerError): void {
   log(ctx, 'gather', 'warn', `stream ${s.id} component ${c.id}: ${error.message}`);
-  ctx.d.stats.serverErrors++;
+  countRare(ctx.d.stats, 'serverErrors');
   emit(ctx, { type: 'server-error', streamId: s.id, componentId: c.id, error });
 }
 

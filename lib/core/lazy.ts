@@ -20,75 +20,88 @@ const NO_ENTRIES: ReadonlyMap<unknown, unknown> = new Map();
 /** Marks the inline slot empty (a key may be undefined). */
 const EMPTY: unique symbol = Symbol('empty');
 
+/** Marks the table form: the value slot holds the Map. */
+const TABLE: unique symbol = Symbol('table');
+
+/** Two fields, not three: the key slot says which form the value slot is in (8 bytes a map, ten maps a session). */
 export class LazyMap<K, V> implements Iterable<[K, V]> {
-  private m: Map<K, V> | undefined = undefined;
-  private k: K | typeof EMPTY = EMPTY;
-  private v: V | undefined = undefined;
+  private k: K | typeof EMPTY | typeof TABLE = EMPTY;
+  private v: V | Map<K, V> | undefined = undefined;
 
   constructor(entries?: Iterable<readonly [K, V]>) {
     if (entries) for (const [k, v] of entries) this.set(k, v);
   }
 
+  private get table(): Map<K, V> | undefined {
+    return this.k === TABLE ? (this.v as Map<K, V>) : undefined;
+  }
+
   get size(): number {
-    return this.m !== undefined ? this.m.size : this.k === EMPTY ? 0 : 1;
+    const m = this.table;
+    return m !== undefined ? m.size : this.k === EMPTY ? 0 : 1;
   }
 
   get(key: K): V | undefined {
-    if (this.m !== undefined) return this.m.get(key);
-    return this.k === key ? this.v : undefined;
+    const m = this.table;
+    if (m !== undefined) return m.get(key);
+    return this.k === key ? (this.v as V) : undefined;
   }
 
   has(key: K): boolean {
-    if (this.m !== undefined) return this.m.has(key);
+    const m = this.table;
+    if (m !== undefined) return m.has(key);
     return this.k !== EMPTY && this.k === key;
   }
 
   set(key: K, value: V): this {
-    if (this.m !== undefined) {
-      this.m.set(key, value);
+    const m = this.table;
+    if (m !== undefined) {
+      m.set(key, value);
     } else if (this.k === EMPTY || this.k === key) {
       this.k = key;
       this.v = value;
     } else {
-      this.m = new Map([[this.k, this.v as V], [key, value]]);
-      this.k = EMPTY;
-      this.v = undefined;
+      this.v = new Map([[this.k as K, this.v as V], [key, value]]);
+      this.k = TABLE;
     }
     return this;
   }
 
   delete(key: K): boolean {
-    if (this.m === undefined) {
+    const m = this.table;
+    if (m === undefined) {
       if (this.k === EMPTY || this.k !== key) return false;
       this.k = EMPTY;
       this.v = undefined;
       return true;
     }
-    if (!this.m.delete(key)) return false;
-    if (this.m.size === 0) this.m = undefined;
+    if (!m.delete(key)) return false;
+    if (m.size === 0) this.clear();
     return true;
   }
 
   /** Empties the map and gives its table back. */
   clear(): void {
-    this.m = undefined;
     this.k = EMPTY;
     this.v = undefined;
   }
 
   keys(): IterableIterator<K> {
-    if (this.m !== undefined) return this.m.keys();
-    return this.k === EMPTY ? (NO_ENTRIES as ReadonlyMap<K, V>).keys() : [this.k].values();
+    const m = this.table;
+    if (m !== undefined) return m.keys();
+    return this.k === EMPTY ? (NO_ENTRIES as ReadonlyMap<K, V>).keys() : [this.k as K].values();
   }
 
   values(): IterableIterator<V> {
-    if (this.m !== undefined) return this.m.values();
+    const m = this.table;
+    if (m !== undefined) return m.values();
     return this.k === EMPTY ? (NO_ENTRIES as ReadonlyMap<K, V>).values() : [this.v as V].values();
   }
 
   entries(): IterableIterator<[K, V]> {
-    if (this.m !== undefined) return this.m.entries();
-    return this.k === EMPTY ? (NO_ENTRIES as ReadonlyMap<K, V>).entries() : [[this.k, this.v as V] as [K, V]].values();
+    const m = this.table;
+    if (m !== undefined) return m.entries();
+    return this.k === EMPTY ? (NO_ENTRIES as ReadonlyMap<K, V>).entries() : [[this.k as K, this.v as V] as [K, V]].values();
   }
 
   [Symbol.iterator](): IterableIterator<[K, V]> {
@@ -98,53 +111,63 @@ export class LazyMap<K, V> implements Iterable<[K, V]> {
 
 const NO_ITEMS: ReadonlySet<unknown> = new Set();
 
+/** The table form of a LazySet: its one field holds this wrapper, told apart from an element by its class. */
+class SetTable<T> {
+  constructor(readonly s: Set<T>) {}
+}
+
+/** One field: empty, the one element, or the table (8 bytes less a set, four sets a session). */
 export class LazySet<T> implements Iterable<T> {
-  private s: Set<T> | undefined = undefined;
-  private one: T | typeof EMPTY = EMPTY;
+  private x: T | typeof EMPTY | SetTable<T> = EMPTY;
 
   constructor(values?: Iterable<T>) {
     if (values) for (const v of values) this.add(v);
   }
 
+  private get table(): Set<T> | undefined {
+    return this.x instanceof SetTable ? (this.x as SetTable<T>).s : undefined;
+  }
+
   get size(): number {
-    return this.s !== undefined ? this.s.size : this.one === EMPTY ? 0 : 1;
+    const s = this.table;
+    return s !== undefined ? s.size : this.x === EMPTY ? 0 : 1;
   }
 
   has(value: T): boolean {
-    if (this.s !== undefined) return this.s.has(value);
-    return this.one !== EMPTY && this.one === value;
+    const s = this.table;
+    if (s !== undefined) return s.has(value);
+    return this.x !== EMPTY && this.x === value;
   }
 
   add(value: T): this {
-    if (this.s !== undefined) this.s.add(value);
-    else if (this.one === EMPTY || this.one === value) this.one = value;
-    else {
-      this.s = new Set([this.one, value]);
-      this.one = EMPTY;
-    }
+    const s = this.table;
+    if (s !== undefined) s.add(value);
+    else if (this.x === EMPTY || this.x === value) this.x = value;
+    else this.x = new SetTable(new Set([this.x as T, value]));
     return this;
   }
 
   delete(value: T): boolean {
-    if (this.s === undefined) {
-      if (this.one === EMPTY || this.one !== value) return false;
-      this.one = EMPTY;
+    const s = this.table;
+    if (s === undefined) {
+      if (this.x === EMPTY || this.x !== value) return false;
+      this.x = EMPTY;
       return true;
     }
-    if (!this.s.delete(value)) return false;
-    if (this.s.size === 0) this.s = undefined;
+    if (!s.delete(value)) return false;
+    if (s.size === 0) this.x = EMPTY;
     return true;
   }
 
   /** Empties the set and gives its table back. */
   clear(): void {
-    this.s = undefined;
-    this.one = EMPTY;
+    this.x = EMPTY;
   }
 
   values(): IterableIterator<T> {
-    if (this.s !== undefined) return this.s.values();
-    return this.one === EMPTY ? (NO_ITEMS as ReadonlySet<T>).values() : [this.one].values();
+    const s = this.table;
+    if (s !== undefined) return s.values();
+    return this.x === EMPTY ? (NO_ITEMS as ReadonlySet<T>).values() : [this.x as T].values();
   }
 
   [Symbol.iterator](): IterableIterator<T> {

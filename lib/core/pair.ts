@@ -2,7 +2,7 @@
  * Candidate pairs, RFC 8445 §6.1.2: priority (§6.1.2.3), redundancy key
  * (§6.1.2.4), foundation (§6.1.2.6). Pure.
  */
-import { addressKey, formatAddress } from '../transport/address.js';
+import { formatAddress } from '../transport/address.js';
 import { newCounters, type LocalCand, type Pair, type RemoteCand } from './state.js';
 
 /**
@@ -26,7 +26,8 @@ export function priorityFor(local: number, remote: number, controlling: boolean)
 
 /** Redundancy key (§6.1.2.4): two pairs with the same local base (its transport) and remote address are redundant. */
 export function pairKey(transportId: number, remoteAddress: string, remotePort: number): string {
-  return `${transportId}>${addressKey(remoteAddress, remotePort)}`;
+  // Flat, like addressKey (lib/transport/address.ts).
+  return [transportId, '>', remoteAddress, '|', remotePort].join('');
 }
 
 export function newPair(
@@ -45,7 +46,7 @@ export function newPair(
     localType: local.c.type,
     remoteType: remote.c.type,
     key: pairKey(local.transportId, remote.c.address, remote.c.port),
-    foundation: `${local.c.foundation}:${remote.c.foundation}`,
+    foundation: [local.c.foundation, ':', remote.c.foundation].join(''),
     priority: priorityFor(local.c.priority, remote.c.priority, controlling),
     state: 'frozen',
     inChecklist: true,

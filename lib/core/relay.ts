@@ -17,6 +17,7 @@ import { addLocalCandidate, addSrflx, jobDone } from './gathering.js';
 import { evaluate, runNomination, updateSelection } from './selection.js';
 import { queueFrame } from './tcp.js';
 import { none, type AllocationRecord, type LocalCand, type RemoteCand, type StreamData, type TransportRecord } from './state.js';
+import { countRare } from '../stats.js';
 
 /** Sends on a transport: a host socket or link directly, a relayed transport through its TURN server. */
 export function transmitVia(ctx: Ctx, transportId: number, to: TransportAddress, bytes: Uint8Array): boolean {
@@ -79,7 +80,7 @@ function relayOf(ctx: Ctx, local: LocalCand): AllocationRecord | undefined {
 
 function serverError(ctx: Ctx, rec: AllocationRecord, error: TurnError): void {
   log(ctx, 'turn', 'warn', `stream ${rec.streamId} component ${rec.componentId}: ${error.message}`);
-  ctx.d.stats.serverErrors++;
+  countRare(ctx.d.stats, 'serverErrors');
   emit(ctx, { type: 'server-error', streamId: rec.streamId, componentId: rec.componentId, error });
 }
 

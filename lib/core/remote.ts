@@ -12,7 +12,8 @@ import { formPair } from './gathering.js';
 import { priorityFor } from './pair.js';
 import { evaluate, pairsAdded } from './selection.js';
 import { sweepConnections } from './tcp.js';
-import { none, type ComponentData, type Credentials, type RemoteCand, type StreamData } from './state.js';
+import { none, retain, type ComponentData, type Credentials, type RemoteCand, type StreamData } from './state.js';
+import { countDrop } from '../stats.js';
 
 /** RFC 8445 §5.3: 8 and 24 ice-chars give 48 and 144 bits of randomness (at least 24 and 128 are required). */
 export function newCredentials(ctx: Ctx): Credentials {
@@ -35,7 +36,7 @@ export function addRemote(ctx: Ctx, s: StreamData, c: ComponentData, cand: Candi
       if (p.remoteId !== existing.id) continue;
       const l = localById(c, p.localId);
       if (!l) continue;
-      p.foundation = `${l.c.foundation}:${cand.foundation}`;
+      p.foundation = [l.c.foundation, ':', cand.foundation].join('');
       p.remoteType = cand.type;
       p.priority = priorityFor(l.c.priority, cand.priority, ctx.d.controlling);
     }
@@ -43,7 +44,7 @@ export function addRemote(ctx: Ctx, s: StreamData, c: ComponentData, cand: Candi
     return true;
   }
   if (c.remote.length >= ctx.o.maxRemoteCandidates) {
-    ctx.d.stats.dropped.tableFull++;
+    countDrop(ctx.d.stats, 'tableFull');
     return false;
   }
   const r: RemoteCand = { id: ctx.d.nextId++, c: cand, addedAt: ctx.now };
@@ -109,17 +110,17 @@ export function restartGeneration(ctx: Ctx, s: StreamData, keep: (r: RemoteCand)
     else if (c.sendPairId !== undefined) inUse.add(c.sendPairId);
   }
   for (const p of s.pairs) if (p.txKey !== undefined && !inUse.has(p.id)) cancelTx(ctx, p.txKey);
-  s.pairs = s.pairs.filter((p) => inUse.has(p.id));
+  s.pairs = retain(s.pairs, (p) => inUse.has(p.id));
   for (const p of s.pairs) {
     p.inChecklist = false;
     p.txKey = undefined;
   }
   for (const c of s.components.values()) {
     const named = new Set(s.pairs.filter((p) => p.component === c.id).map((p) => p.remoteId));
-    c.retired = c.remote.filter((r) => named.has(r.id));
-    c.remote = c.remote.filter((r) => keep(r));
+    c.retired = retain(c.remote, (r) => named.has(r.id));
+    c.remote = retain(c.remote, (r) => keep(r));
     // A kept candidate that an old pair names is both current and retired: one record, found either way.
-    c.retired = c.retired.filter((r) => !c.remote.includes(r));
+    c.retired = retain(c.retired, (r) => !c.remote.includes(r));
     c.firstValidAt = undefined;
     c.nominationAt = undefined;
     c.trickleAt = undefined;

@@ -14,7 +14,7 @@ import { cancelTx, sendCheck } from './check.js';
 import { startConsent } from './consent.js';
 import { bindChannelFor } from './relay.js';
 import { releaseConnection, tcpAwaiting } from './tcp.js';
-import { none, type ComponentData, type Pair, type StreamData, type TrafficCounter } from './state.js';
+import { none, retain, type ComponentData, type Pair, type StreamData, type TrafficCounter } from './state.js';
 import type { TransportAddress } from '../transport/address.js';
 
 /** §8.1.2: a component of the current generation has its selected pair; its other checks stop. */
@@ -127,7 +127,7 @@ function select(ctx: Ctx, s: StreamData, c: ComponentData, pair: Pair): void {
   c.nominationAt = undefined;
   setSendPair(ctx, s, c, pair.id);
   // The earlier generation's pairs of this component are done with (§9).
-  s.pairs = s.pairs.filter((p) => p.component !== c.id || p.generation === s.generation);
+  s.pairs = retain(s.pairs, (p) => p.component !== c.id || p.generation === s.generation);
   c.retired = none();
   if ([...s.components.keys()].every((id) => isDone(s, id))) {
     s.previousLocal = undefined;

@@ -18,7 +18,7 @@ import { Allocation } from '../turn/allocation.js';
 import type { AllocationSnapshot } from '../turn/types.js';
 import type { TransportAddress } from '../transport/address.js';
 import type { Candidate } from './candidate.js';
-import { none, append, newComponent, type AllocationRecord, type ComponentData, type CoreData, type Credentials, type Pair, type PairCounters, type StreamData, type TransportRecord, type TurnServerConfig } from './state.js';
+import { NEVER, none, append, newComponent, type AllocationRecord, type ComponentData, type CoreData, type Credentials, type Pair, type PairCounters, type StreamData, type TransportRecord, type TurnServerConfig } from './state.js';
 
 export const SESSION_FORMAT = 'ice-agent-session';
 export const SESSION_VERSION = 1;
@@ -216,7 +216,7 @@ export function importSession(snap: SessionSnapshot, now: number): Omit<CoreData
     }
     streams.set(ss.id, {
       id: ss.id, generation: ss.generation, local: { ...ss.local }, previousLocal: ss.previousLocal, remote: ss.remote,
-      previousRemote: ss.previousRemote, restartPending: ss.restartPending, remoteUsed: ss.remoteUsed, lastCheckAt: -Infinity,
+      previousRemote: ss.previousRemote, restartPending: ss.restartPending, remoteUsed: ss.remoteUsed, lastCheckAt: NEVER,
       remoteEndOfCandidates: ss.remoteEndOfCandidates, lastRemoteCandidateAt: now, gathering: 'complete', pendingServerJobs: 0,
       initialRequestSeen: ss.initialRequestSeen, components,
       pairs: ss.pairs.map((p) => ({
@@ -241,6 +241,6 @@ export function importSession(snap: SessionSnapshot, now: number): Omit<CoreData
   return {
     controlling: snap.controlling, tieBreaker: BigInt(snap.tieBreaker), nextStreamId: snap.nextStreamId, nextId: snap.nextId,
     streams, transports, checks: new LazyMap(), srflx: new LazyMap(), allocations, foundations: new LazyMap(snap.foundations),
-    nextCheckAt: now, pacerIdle: false, rr: 0, burstWindowAt: -Infinity, burstCount: 0, revision: 0,
+    nextCheckAt: now, pacerIdle: false, rr: 0, burstWindowAt: NEVER, burstCount: 0, revision: 0,
   };
 }

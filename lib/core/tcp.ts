@@ -35,6 +35,7 @@ import { consentLost } from './consent.js';
 import { addLocalCandidate } from './gathering.js';
 import { evaluate, pairFailed, setSendPair, updateSelection } from './selection.js';
 import { none, type ComponentData, type LocalCand, type Pair, type RemoteCand, type StreamData, type TcpInfo, type TransportRecord } from './state.js';
+import { countDrop, countRare } from '../stats.js';
 
 /** RFC 6544 §4.5: the port of an active candidate, which has none until its connection opens (9, discard). */
 export const ACTIVE_PORT = 9;
@@ -205,7 +206,7 @@ export function checkTransport(ctx: Ctx, pair: Pair, local: LocalCand, remote: R
     tcp: tcpInfo(base.tcp.tcpType, base.id, ctx.now, { remote: to, state: 'connecting', pairId: pair.id }),
   });
   pair.connId = id;
-  ctx.d.stats.tcpConnectionsOpened++;
+  countRare(ctx.d.stats, 'tcpConnectionsOpened');
   log(ctx, 'check', 'debug', () => `stream ${base.streamId} component ${base.componentId}: TCP connection ${base.local.address} -> ${formatAddress(to.address, to.port)} (RFC 6544 §7.1)`);
   ctx.events.push({ type: 'open-tcp', transportId: id, localAddress: base.local.address, remote: to });
   return id;
@@ -254,7 +255,7 @@ export function tcpAccepted(ctx: Ctx, baseId: number, remote: TransportAddress, 
       idleAt: ctx.now + UNAUTHENTICATED_TIMEOUT_MS,
     }),
   });
-  ctx.d.stats.tcpConnectionsAccepted++;
+  countRare(ctx.d.stats, 'tcpConnectionsAccepted');
   log(ctx, 'check', 'debug', () => `stream ${base.streamId} component ${base.componentId}: TCP connection from ${formatAddress(remote.address, remote.port)} accepted`);
   return id;
 }
@@ -289,7 +290,7 @@ export function tcpMappedLocal(c: ComponentData, local: LocalCand, mapped: Trans
 export function closeConnection(ctx: Ctx, t: TransportRecord, reason: string, drop?: TcpDrop): void {
   if (ctx.d.transports.get(t.id) !== t) return;
   ctx.d.transports.delete(t.id);
-  if (drop) ctx.d.stats.dropped[drop]++;
+  if (drop) countDrop(ctx.d.stats, drop);
   log(ctx, 'check', drop ? 'debug' : 'trace', () => `stream ${t.streamId} component ${t.componentId}: closing TCP connection with ${formatAddress(t.tcp!.remote!.address, t.tcp!.remote!.port)}: ${reason}`);
   ctx.events.push({ type: 'close-transport', transportId: t.id });
   connectionGone(ctx, t, `TCP connection closed: ${reason}`);
@@ -301,7 +302,7 @@ export function tcpClosed(ctx: Ctx, id: number, reason: string): boolean {
   if (t?.kind !== 'tcp-conn' || !t.tcp) return false;
   ctx.d.transports.delete(id);
   const opening = t.tcp.state === 'connecting';
-  if (opening) ctx.d.stats.tcpConnectFailures++;
+  if (opening) countRare(ctx.d.stats, 'tcpConnectFailures');
   connectionGone(ctx, t, `TCP connection ${opening ? 'failed' : 'closed'}: ${reason}`);
   return true;
 }

@@ -51,6 +51,11 @@ export class Gatherer {
     r?.resolve();
   }
 
+  /** No gathering under way. */
+  get idle(): boolean {
+    return this.#running.size === 0;
+  }
+
   /** close(): every gathering resolves. */
   endAll(): void {
     for (const r of this.#running.values()) r.resolve();

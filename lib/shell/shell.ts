@@ -11,9 +11,9 @@
  * shell's other parts, each holding a reference to this one.
  */
 import type { Agent } from '../agent.js';
-import { AgentLog } from '../log.js';
+import { logEnabled, logWrite, type Log, type LogLevel } from '../log.js';
 import { IceCore, type CoreEvent } from '../core/core.js';
-import type { ComponentState } from '../core/state.js';
+import { none, type ComponentState } from '../core/state.js';
 import { LazyMap, LazySet } from '../core/lazy.js';
 import { warmUp } from '../core/warmup.js';
 import type { ResolvedOptions } from '../options.js';
@@ -42,24 +42,23 @@ interface Deadline {
   fn: () => void;
 }
 
-export class Shell {
+export class Shell implements Log {
   readonly agent: Agent;
   readonly options: Readonly<ResolvedOptions>;
   readonly net: Network;
-  readonly log: AgentLog;
   readonly core: IceCore;
   readonly sockets = new LazyMap<number, SocketEntry>();
   /** Per stream, per component. */
   readonly receivers = new LazyMap<number, Array<Receivers | undefined>>();
   /** Sockets still being bound or connected: close() waits for them and closes what arrives. */
-  readonly pending = new LazySet<Promise<unknown>>();
+  #pending: LazySet<Promise<unknown>> | undefined;
   closed = false;
   /** The core's revision when `session-changed` last fired. */
   revision = 0;
   /** Set by close() while it waits for the core to finish (TURN deallocations). */
   closeDone: (() => void) | undefined;
   /** The shell's own deadlines (name lookups, connect() timeouts, the close grace), on the same one timer as the core's. */
-  readonly #deadlines = new LazySet<Deadline>();
+  #deadlines: LazySet<Deadline> | undefined;
   /** Aborted at close(): connections being opened give up. Created on first use (most agents open none). */
   #abortController: AbortController | undefined;
   /** The shell's parts, each made on first use: a media server's lite agents never need most of them. */
@@ -71,17 +70,31 @@ export class Shell {
   #timer: TimerHandle | undefined;
   #timerAt = Infinity;
   #settling = false;
-  #queue: CoreEvent[] = [];
+  #queue: CoreEvent[] = none();
 
-  constructor(agent: Agent, options: Readonly<ResolvedOptions>, id: string) {
+  constructor(agent: Agent, options: Readonly<ResolvedOptions>) {
     this.agent = agent;
     this.options = options;
     this.net = options.network;
-    this.log = new AgentLog(id, options.logger, options.logLevel);
     warmUp();
     // The shell is the core's environment itself (CoreEnv: transmit, deliver, randomBytes, log): no
     // object and closures of their own per agent.
     this.core = new IceCore(options, this, this.net.now());
+  }
+
+  /** The agent's log: the shell itself (enabled, write), no object of its own per agent. */
+  get log(): Log {
+    return this;
+  }
+
+  /** Log: whether a line would go anywhere (the agent's logger and logLevel, or DEBUG). */
+  enabled(module: string, level: Exclude<LogLevel, 'silent'>): boolean {
+    return logEnabled(this.options.logger, this.options.logLevel, module, level);
+  }
+
+  /** Log: a line, with the agent's id in front. */
+  write(module: string, level: Exclude<LogLevel, 'silent'>, text: string): void {
+    logWrite(this.agent.id, this.options.logger, this.options.logLevel, module, level, text);
   }
 
   /** CoreEnv: application data from a checked source, to the component's sockets and receive callback. */
@@ -100,6 +113,20 @@ export class Shell {
 
   get gatherer(): Gatherer {
     return (this.#gatherer ??= new Gatherer(this));
+  }
+
+  /** A stream's gathering is done (or the stream went): with none left running, the part goes until the next one. */
+  gatherDone(streamId: number): void {
+    const g = this.#gatherer;
+    if (!g) return;
+    g.done(streamId);
+    if (g.idle) this.#gatherer = undefined;
+  }
+
+  /** close(): every gathering resolves. */
+  gatherEndAll(): void {
+    this.#gatherer?.endAll();
+    this.#gatherer = undefined;
   }
 
   get names(): RemoteNames {
@@ -166,8 +193,12 @@ export class Shell {
 
   /** Remembers a promise of I/O until it settles (close() waits for them). */
   track<T>(p: Promise<T>): Promise<T> {
-    this.pending.add(p);
-    const forget = () => this.pending.delete(p);
+    // Made on first use and let go when empty, as the deadlines are: most agents are idle most of the time.
+    (this.#pending ??= new LazySet()).add(p);
+    const forget = () => {
+      this.#pending?.delete(p);
+      if (this.#pending?.size === 0) this.#pending = undefined;
+    };
     p.then(forget, forget);
     return p;
   }
@@ -254,38 +285,48 @@ export class Shell {
   settle(): void {
     if (this.#settling) return;
     this.#settling = true;
+    // The core's next deadline, computed once per pass where nothing could have moved it since
+    // (nextTimeout walks the whole state: with ten thousand agents it runs after every datagram).
+    let next = NaN;
     try {
       for (;;) {
         const now = this.net.now();
-        if (this.#deadlines.size > 0) {
+        if (this.#deadlines !== undefined) {
           for (const dl of [...this.#deadlines]) {
             if (dl.at > now) continue;
-            this.#deadlines.delete(dl);
+            this.#forget(dl);
             dl.fn();
           }
         }
-        if (this.core.nextTimeout() <= now) {
+        next = this.core.nextTimeout();
+        if (next <= now) {
           try {
             this.core.handleTimeout(now);
           } catch (err) {
             this.log.write('agent', 'error', `internal error in a timeout: ${(err as Error).stack}`);
           }
+          next = NaN;
         }
         const fresh = this.core.takeEvents();
         // The core's array itself when nothing is queued (the usual case): no copy, no growth.
         if (this.#queue.length === 0) this.#queue = fresh;
         else if (fresh.length > 0) this.#queue.push(...fresh);
-        const e = this.#queue.shift();
-        if (!e) {
-          if (this.core.nextTimeout() > this.net.now()) break;
+        if (this.#queue.length === 0) {
+          if (!Number.isNaN(next)) break;
+          next = this.core.nextTimeout();
+          if (next > this.net.now()) break;
           continue;
         }
+        const e = this.#queue.shift()!;
+        // An emptied queue lets go of its array (grown for a burst of events, it would stay that size).
+        if (this.#queue.length === 0) this.#queue = none();
+        next = NaN;
         this.#dispatch(e);
       }
     } finally {
       this.#settling = false;
       this.core.dirty = false;
-      this.#arm();
+      this.#arm(next);
       if (this.closed) this.checkClosed();
       else if (this.core.d.revision !== this.revision) {
         this.revision = this.core.d.revision;
@@ -294,25 +335,40 @@ export class Shell {
     }
   }
 
+  #forget(dl: Deadline): void {
+    this.#deadlines?.delete(dl);
+    if (this.#deadlines?.size === 0) this.#deadlines = undefined;
+  }
+
+  /** I/O still under way (sockets being bound or connected): close() waits for them. */
+  get pending(): Promise<unknown>[] {
+    return this.#pending ? [...this.#pending] : [];
+  }
+
   /** A deadline of the shell's own on the one timer; returns its cancellation. */
   after(ms: number, fn: () => void): () => void {
     const dl = { at: this.net.now() + ms, fn };
-    this.#deadlines.add(dl);
+    (this.#deadlines ??= new LazySet()).add(dl);
     this.#arm();
     return () => {
-      this.#deadlines.delete(dl);
+      this.#forget(dl);
     };
   }
 
-  #arm(): void {
+  /** `next`: the core's nextTimeout() if the caller has it, NaN if not. */
+  #arm(next = NaN): void {
     const done = this.closed && this.core.closed;
-    let at = done ? Infinity : this.core.nextTimeout();
-    for (const dl of this.#deadlines) at = Math.min(at, dl.at);
+    let at = done ? Infinity : Number.isNaN(next) ? this.core.nextTimeout() : next;
+    if (this.#deadlines !== undefined) for (const dl of this.#deadlines) at = Math.min(at, dl.at);
     if (at === this.#timerAt) return;
     // A deadline that moved later (a lite agent's consent expiry, pushed back by every request
-    // from the peer) keeps the timer: it fires early, finds nothing due and arms again. That is
-    // one wake-up per timeout instead of a clearTimeout and a setTimeout per datagram.
-    if (this.#timer !== undefined && at > this.#timerAt && !done) return;
+    // from the peer): the network moves the timer if it can (a step in the process's timer heap),
+    // else the timer stays, fires early, finds nothing due and arms again — one wake-up per
+    // timeout instead of a clearTimeout and a setTimeout per datagram.
+    if (this.#timer !== undefined && at > this.#timerAt && !done) {
+      if (at !== Infinity && this.net.moveTimer?.(this.#timer, at - this.net.now())) this.#timerAt = at;
+      return;
+    }
     if (this.#timer !== undefined) this.net.clearTimer(this.#timer);
     this.#timer = undefined;
     this.#timerAt = at;
@@ -329,7 +385,7 @@ export class Shell {
     if (this.#timer !== undefined) this.net.clearTimer(this.#timer);
     this.#timer = undefined;
     this.#timerAt = Infinity;
-    this.#deadlines.clear();
+    this.#deadlines = undefined;
   }
 
   checkClosed(): void {
@@ -361,7 +417,7 @@ export class Shell {
       case 'new-candidate': agent.emit('new-candidate', e.candidate); return;
       case 'candidate-gathering-done':
         agent.emit('candidate-gathering-done', e.streamId);
-        this.gatherer.done(e.streamId);
+        this.gatherDone(e.streamId);
         return;
       case 'component-state-changed':
         agent.emit('component-state-changed', e.streamId, e.componentId, e.state);

@@ -58,17 +58,19 @@ function compress(h: Int32Array): void {
 /**
  * The key of the last password seen. An answered check verifies the
  * request with the local password and signs the response with the same one:
- * the second key is this one. One entry, so nothing grows per session.
+ * the second key is this one. One entry, so nothing grows per session; a
+ * server of many sessions misses it at nearly every request, so a miss
+ * rehashes the pad blocks in place (no objects, and an ASCII password, as
+ * every ice-pwd is, is read without a Buffer).
  */
 let lastPassword: string | undefined;
 let lastKey: IntegrityKey | undefined;
 
-/** The IntegrityKey of a short-term credential's password, reusing the last one made. */
+/** The IntegrityKey of a short-term credential's password, valid until the next call (use it at once). */
 export function integrityKey(password: string): IntegrityKey {
-  if (password !== lastPassword || lastKey === undefined) {
-    lastKey = new IntegrityKey(password);
-    lastPassword = password;
-  }
+  if (lastKey === undefined) lastKey = new IntegrityKey(password);
+  else if (password !== lastPassword) lastKey.rekey(password);
+  lastPassword = password;
   return lastKey;
 }
 
@@ -83,6 +85,12 @@ export class IntegrityKey {
   readonly #outer = new Int32Array(5);
 
   constructor(key: Buffer | string) {
+    this.rekey(key);
+  }
+
+  /** Makes this the key of `key` (integrityKey's one reused key). */
+  rekey(key: Buffer | string): void {
+    if (typeof key === 'string' && key.length <= 64 && asciiPads(this.#inner, this.#outer, key)) return;
     let k: Uint8Array = typeof key === 'string' ? Buffer.from(key, 'utf8') : key;
     // RFC 2104 §2: a key longer than the block is hashed first (an ice-pwd may have 256 characters).
     if (k.length > 64) k = createHash('sha1').update(k).digest();
@@ -142,6 +150,25 @@ export class IntegrityKey {
       out[at + 3] = v & 0xff;
     }
   }
+}
+
+/**
+ * Both pad states of a password of at most 64 characters, all ASCII (its
+ * UTF-8 bytes are its char codes); false, with nothing written, for any other.
+ */
+function asciiPads(inner: Int32Array, outer: Int32Array, password: string): boolean {
+  for (let i = 0; i < password.length; i++) if (password.charCodeAt(i) > 0x7f) return false;
+  asciiPad(inner, password, 0x36);
+  asciiPad(outer, password, 0x5c);
+  return true;
+}
+
+function asciiPad(h: Int32Array, password: string, pad: number): void {
+  BLOCKS.fill(pad, 0, 64);
+  for (let i = 0; i < password.length; i++) BLOCKS[i]! ^= password.charCodeAt(i);
+  h.set(SHA1_IV);
+  loadBlock(BLOCKS, 0);
+  compress(h);
 }
 
 /** `h` := the SHA-1 state after the block key XOR pad (RFC 2104 §2, ipad 0x36, opad 0x5c). */

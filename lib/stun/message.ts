@@ -241,6 +241,34 @@ export function hasAttribute(m: DecodedStun, type: number): boolean {
   return findAttribute(m.raw, type) >= 0;
 }
 
+/**
+ * Whether the USERNAME attribute at `off` (from findAttribute) is `ufrag`, a
+ * colon and more: a check naming this local ufrag (RFC 8445 §7.2.2, the part
+ * before the first colon). Compared as bytes, with no string made (this runs
+ * for every request a server answers); a non-ASCII ufrag is decoded instead.
+ */
+export function usernameNamesUfrag(buf: Buffer, off: number, ufrag: string): boolean {
+  const len = buf.readUInt16BE(off + 2);
+  const n = ufrag.length;
+  const at = off + 4;
+  for (let i = 0; i < n; i++) {
+    const c = ufrag.charCodeAt(i);
+    if (c > 0x7f) {
+      const username = buf.toString('utf8', at, at + len);
+      const colon = username.indexOf(':');
+      return colon > 0 && username.slice(0, colon) === ufrag;
+    }
+    if (c === 0x3a || i >= len || buf[at + i] !== c) return false;
+  }
+  return n > 0 && len > n && buf[at + n] === 0x3a;
+}
+
+/** Offset of a well-formed 64-bit tie-breaker attribute (ICE-CONTROLLING/ICE-CONTROLLED), or -1; read it only when it is compared. */
+export function tieBreakerAt(m: DecodedStun, type: number): number {
+  const off = findAttribute(m.raw, type);
+  return off < 0 || m.raw.readUInt16BE(off + 2) !== 8 ? -1 : off;
+}
+
 export function getUsername(m: DecodedStun): string | undefined {
   const off = findAttribute(m.raw, ATTR.USERNAME);
   if (off < 0) return undefined;

@@ -62,12 +62,14 @@ export interface UdpMuxStats {
 
 /** One shared socket and its routes. */
 class Port {
+  readonly mux: UdpMux;
   readonly socket: DatagramSocket;
   /** remote address key -> view; insertion order is age (a claim moves it to the end). */
   readonly routes = new Map<string, MuxView>();
   readonly byUfrag = new Map<string, MuxView>();
 
-  constructor(socket: DatagramSocket) {
+  constructor(mux: UdpMux, socket: DatagramSocket) {
+    this.mux = mux;
     this.socket = socket;
   }
 }
@@ -81,7 +83,8 @@ export class UdpMux {
   readonly #views = new Set<MuxView>();
   #closing: Promise<void> | undefined;
 
-  private constructor(ports: Port[], maxRoutes: number) {
+  private constructor(sockets: DatagramSocket[], maxRoutes: number) {
+    const ports = sockets.map((s) => new Port(this, s));
     this.#ports = ports;
     this.#maxRoutes = maxRoutes;
     for (const p of ports) p.socket.onMessage((data, from) => this.#receive(p, data, from));
@@ -111,7 +114,7 @@ export class UdpMux {
       await Promise.all(sockets.map((s) => s.close()));
       throw err;
     }
-    return new UdpMux(sockets.map((s) => new Port(s)), maxRoutes);
+    return new UdpMux(sockets, maxRoutes);
   }
 
   /** The local transport addresses the mux listens on. */
@@ -137,7 +140,7 @@ export class UdpMux {
     if (this.#closing) throw new InvalidStateError('the UDP mux is closed');
     const port = this.#ports.find((p) => p.socket.local.address === address);
     if (!port) throw new InvalidArgumentError('address', `the mux does not listen on ${address}`);
-    const view = new MuxView(this, port);
+    const view = new MuxView(port);
     this.#views.add(view);
     return view;
   }
@@ -185,8 +188,10 @@ export class UdpMux {
 
   /** @internal */
   _setUfrags(view: MuxView, port: Port, ufrags: readonly string[]): void {
-    for (const u of view._ufrags) if (port.byUfrag.get(u) === view) port.byUfrag.delete(u);
-    view._ufrags = [...ufrags];
+    const old = view._ufrags;
+    for (const u of typeof old === 'string' ? [old] : old) if (port.byUfrag.get(u) === view) port.byUfrag.delete(u);
+    // One ufrag (no restart under way) is kept as the string itself: no array per view.
+    view._ufrags = ufrags.length === 1 ? ufrags[0]! : [...ufrags];
     for (const u of ufrags) port.byUfrag.set(u, view);
   }
 
@@ -208,25 +213,27 @@ export class UdpMux {
   }
 }
 
+const NO_UFRAGS = Object.freeze([]) as unknown as string[];
+
 /** One component's view of a shared socket: a DatagramSocket for the agent. */
 export class MuxView implements DatagramSocket {
-  readonly local: TransportAddress;
-  readonly #mux: UdpMux;
   readonly #port: Port;
   #handler: ((data: Buffer, from: TransportAddress) => void) | undefined;
   #closed = false;
   /** @internal */ _routes = new LazySet<string>();
-  /** @internal */ _ufrags: string[] = [];
+  /** @internal The ufrags it is routed by: one as a string, else a list. */ _ufrags: string | string[] = NO_UFRAGS;
 
-  constructor(mux: UdpMux, port: Port) {
-    this.#mux = mux;
+  constructor(port: Port) {
     this.#port = port;
-    this.local = port.socket.local;
+  }
+
+  get local(): TransportAddress {
+    return this.#port.socket.local;
   }
 
   /** The local ufrags requests must name to reach this view (the stream's current and, during a restart, previous one). */
   setUfrags(ufrags: readonly string[]): void {
-    if (!this.#closed) this.#mux._setUfrags(this, this.#port, ufrags);
+    if (!this.#closed) this.#port.mux._setUfrags(this, this.#port, ufrags);
   }
 
   send(data: Uint8Array, to: TransportAddress): boolean {
@@ -238,7 +245,7 @@ export class MuxView implements DatagramSocket {
   }
 
   claim(remote: TransportAddress): void {
-    if (!this.#closed) this.#mux._claim(this, this.#port, remote);
+    if (!this.#closed) this.#port.mux._claim(this, this.#port, remote);
   }
 
   /** @internal */
@@ -250,7 +257,7 @@ export class MuxView implements DatagramSocket {
     if (!this.#closed) {
       this.#closed = true;
       this.#handler = undefined;
-      this.#mux._detach(this, this.#port);
+      this.#port.mux._detach(this, this.#port);
     }
     return Promise.resolve();
   }

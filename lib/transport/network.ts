@@ -86,6 +86,12 @@ export interface Network {
   /** Runs `fn` once after `ms`. Real timers are unref'd: a library must not keep a process alive. */
   setTimer(fn: () => void, ms: number): TimerHandle;
   clearTimer(handle: TimerHandle): void;
+  /**
+   * Optional: moves a pending timer to fire `ms` from now instead; false if
+   * it already fired or was cleared. Where it is missing, the agent lets a
+   * timer whose deadline moved later fire early and arms it again.
+   */
+  moveTimer?(handle: TimerHandle, ms: number): boolean;
   /** Cryptographically strong random bytes (a seeded generator in the simulation). */
   randomBytes(n: number): Buffer;
   /** The host's interface addresses. */

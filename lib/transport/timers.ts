@@ -35,11 +35,31 @@ export class TimerQueue {
   }
 
   set(fn: () => void, ms: number): QueuedTimer {
-    const t: QueuedTimer = { at: this.#now() + Math.max(0, ms), fn, index: this.#heap.length };
+    // Rounded up to a whole millisecond: never early, and V8 keeps a whole number unboxed (16 bytes a deadline).
+    const t: QueuedTimer = { at: Math.ceil(this.#now() + Math.max(0, ms)), fn, index: this.#heap.length };
     this.#heap.push(t);
     this.#up(t.index);
     if (t.at < this.#armedAt) this.#arm();
     return t;
+  }
+
+  /**
+   * Moves a pending deadline to `ms` from now: a step through the heap. A lite
+   * agent's consent expiry moves later at every request from its peer; moved,
+   * it wakes the agent only when it really expires. False once fired or cleared.
+   */
+  move(t: QueuedTimer, ms: number): boolean {
+    if (t.index < 0) return false;
+    const at = Math.ceil(this.#now() + Math.max(0, ms));
+    const later = at > t.at;
+    t.at = at;
+    if (later) this.#down(t.index);
+    else {
+      this.#up(t.index);
+      if (at < this.#armedAt) this.#arm();
+    }
+    // A Node timer armed for the deadline moved later fires, finds nothing due and arms for the new first.
+    return true;
   }
 
   clear(t: QueuedTimer): void {
