@@ -165,6 +165,10 @@ if (md) {
   lines.push(`  server heap ${md.heapPerSessionKiB.toFixed(2)} KiB/session, RSS ${md.rssPerSessionKiB.toFixed(2)} KiB/session, ${md.serverFds} fd for ${md.localAddresses} local address`);
   lines.push(`  idle: server ${i.serverCpuPercentOfCore.toFixed(1)}% of a core at ${i.serverPacketsPerSec.toFixed(0)} pkt/s, dgram echo ${i.echoCpuPercentOfCore.toFixed(1)}% at ${i.echoPacketsPerSec.toFixed(0)} pkt/s, ratio ${i.ratio.toFixed(2)} (clients ${i.clientsCpuPercentOfCore.toFixed(0)}% of a core; machine ${i.machineBusyPercent.toFixed(0)}% busy)`);
   lines.push(`  flood: ${f.requests} requests from ${f.ports} ports in ${(f.sendMs / 1000).toFixed(1)} s, ${f.countedByMux} counted by the mux, ${f.answered} answered; RSS ${f.rssBeforeMiB.toFixed(1)} → ${f.rssAfterMiB.toFixed(1)} MiB, heap ${f.heapBeforeMiB.toFixed(1)} → ${f.heapAfterMiB.toFixed(1)} MiB, routes ${f.routesBefore} → ${f.routesAfter}; sessions ready: ${f.serverReadyRightAfter} at its end, ${f.serverReadyAfter} server / ${f.clientsReadyAfter} client one consent interval later (${f.serverFailedAfter} / ${f.clientsFailedAfter} failed)`);
+  if (md.hotPathUs !== undefined) {
+    const perPacket = (pct: number, pps: number) => (pct / 100 / pps) * 1e6;
+    lines.push(`  per packet: server ${perPacket(i.serverCpuPercentOfCore, i.serverPacketsPerSec).toFixed(1)} µs, echo ${perPacket(i.echoCpuPercentOfCore, i.echoPacketsPerSec).toFixed(1)} µs; the request's JavaScript alone (socket stubbed, ${md.sessions} sessions in turn) ${md.hotPathUs.toFixed(1)} µs, allocating ${md.hotPathBytes.toFixed(0)} bytes`);
+  }
   lines.push(`  datagrams the kernel dropped at the server socket's full buffer: connect ${md.kernelDrops.connect}, idle ${md.kernelDrops.idle}, flood ${md.kernelDrops.flood} (echo server, idle: ${md.kernelDrops.echoIdle})`);
 }
 const tcp = result.tcp as TcpResult | undefined;

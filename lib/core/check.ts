@@ -168,7 +168,8 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
   const s = d.streams.get(t.streamId);
   const c = s?.components.get(t.componentId);
   if (!s || !c) return;
-  log(ctx, 'check', 'trace', () => {
+  // Guarded here: the line's closure would be an allocation per request even with tracing off.
+  if (ctx.env.log.enabled('check', 'trace')) log(ctx, 'check', 'trace', () => {
     const role = getTieBreaker(m, ATTR.ICE_CONTROLLING) !== undefined ? ' ICE-CONTROLLING' : getTieBreaker(m, ATTR.ICE_CONTROLLED) !== undefined ? ' ICE-CONTROLLED' : '';
     return `stream ${s.id} component ${c.id}: request from ${formatAddress(from.address, from.port)} tx ${m.transactionId.toString('hex')} ` +
       `user ${getUsername(m) ?? '-'}${role}${hasAttribute(m, ATTR.USE_CANDIDATE) ? ' USE-CANDIDATE' : ''}`;

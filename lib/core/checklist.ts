@@ -49,13 +49,17 @@ export function checklistPairs(s: StreamData): Pair[] {
   return s.pairs.filter((p) => p.inChecklist && p.generation === s.generation);
 }
 
+// Loops rather than find(): these run for every request and response, and a find's closure is an allocation each time.
+
 export function pairById(s: StreamData, id: number | undefined): Pair | undefined {
   if (id === undefined) return undefined;
-  return s.pairs.find((p) => p.id === id);
+  for (const p of s.pairs) if (p.id === id) return p;
+  return undefined;
 }
 
 export function pairByKey(s: StreamData, key: string): Pair | undefined {
-  return s.pairs.find((p) => p.key === key && p.inChecklist && p.generation === s.generation);
+  for (const p of s.pairs) if (p.key === key && p.inChecklist && p.generation === s.generation) return p;
+  return undefined;
 }
 
 /** Inserts in priority order. */

@@ -85,20 +85,27 @@ export function randomIceString(ctx: Ctx, length: number): string {
   return s;
 }
 
+// Loops rather than find(): on the path of every request, response and data packet (a find's closure is an allocation).
+
 export function localById(c: ComponentData, id: number): LocalCand | undefined {
-  return c.local.find((x) => x.id === id);
+  for (const x of c.local) if (x.id === id) return x;
+  return undefined;
 }
 
 export function remoteById(c: ComponentData, id: number): RemoteCand | undefined {
-  return c.remote.find((x) => x.id === id) ?? c.retired.find((x) => x.id === id);
+  for (const x of c.remote) if (x.id === id) return x;
+  for (const x of c.retired) if (x.id === id) return x;
+  return undefined;
 }
 
 export function findRemote(c: ComponentData, protocol: string, address: string, port: number): RemoteCand | undefined {
-  return c.remote.find((x) => x.c.port === port && x.c.address === address && x.c.transport === protocol);
+  for (const x of c.remote) if (x.c.port === port && x.c.address === address && x.c.transport === protocol) return x;
+  return undefined;
 }
 
 export function findLocal(c: ComponentData, address: string, port: number): LocalCand | undefined {
-  return c.local.find((x) => x.c.port === port && x.c.address === address);
+  for (const x of c.local) if (x.c.port === port && x.c.address === address) return x;
+  return undefined;
 }
 
 /** The source proved it knows our password (or answered our check): it may send data on this transport. */

@@ -457,24 +457,38 @@ export class IceCore implements Ctx {
     if (!d.pacerIdle && now >= d.nextCheckAt) this.#pace();
   }
 
-  /** The earliest deadline of the state; Infinity when nothing is pending. */
+  /**
+   * The earliest deadline of the state; Infinity when nothing is pending.
+   * The shell asks after every input: empty tables are not iterated, and a
+   * single stream or component is visited without an iterator.
+   */
   nextTimeout(): number {
     const d = this.d;
     let t = Infinity;
-    for (const rec of d.allocations.values()) t = Math.min(t, rec.machine.nextTimeout());
+    if (d.allocations.size > 0) for (const rec of d.allocations.values()) t = Math.min(t, rec.machine.nextTimeout());
     if (d.closing) return t;
-    for (const tx of d.checks.values()) if (tx.nextAt < t) t = tx.nextAt;
-    for (const tx of d.srflx.values()) if (tx.nextAt < t) t = tx.nextAt;
-    for (const s of d.streams.values()) {
-      if (s.freeAt !== undefined) t = Math.min(t, s.freeAt);
-      for (const c of s.components.values()) {
-        if (c.nominationAt !== undefined) t = Math.min(t, c.nominationAt);
-        if (c.trickleAt !== undefined) t = Math.min(t, c.trickleAt);
-        if (c.consent) t = Math.min(t, consentDue(this, c));
-      }
-    }
+    if (d.checks.size > 0) for (const tx of d.checks.values()) if (tx.nextAt < t) t = tx.nextAt;
+    if (d.srflx.size > 0) for (const tx of d.srflx.values()) if (tx.nextAt < t) t = tx.nextAt;
+    const one = d.streams.single;
+    if (one !== undefined) t = this.#streamTimeout(one, t);
+    else for (const s of d.streams.values()) t = this.#streamTimeout(s, t);
     if (!d.pacerIdle) t = Math.min(t, d.nextCheckAt);
     return Math.min(t, tcpNextTimeout(this));
+  }
+
+  #streamTimeout(s: StreamData, t: number): number {
+    if (s.freeAt !== undefined) t = Math.min(t, s.freeAt);
+    const one = s.components.single;
+    if (one !== undefined) return this.#componentTimeout(one, t);
+    for (const c of s.components.values()) t = this.#componentTimeout(c, t);
+    return t;
+  }
+
+  #componentTimeout(c: ComponentData, t: number): number {
+    if (c.nominationAt !== undefined) t = Math.min(t, c.nominationAt);
+    if (c.trickleAt !== undefined) t = Math.min(t, c.trickleAt);
+    if (c.consent) t = Math.min(t, consentDue(this, c));
+    return t;
   }
 
   /**

@@ -41,6 +41,11 @@ export class LazyMap<K, V> implements Iterable<[K, V]> {
     return m !== undefined ? m.size : this.k === EMPTY ? 0 : 1;
   }
 
+  /** The value when the map holds exactly one entry, inline; else undefined. A loop over one entry without an iterator. */
+  get single(): V | undefined {
+    return this.k === EMPTY || this.k === TABLE ? undefined : (this.v as V);
+  }
+
   get(key: K): V | undefined {
     const m = this.table;
     if (m !== undefined) return m.get(key);

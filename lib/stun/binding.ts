@@ -4,7 +4,7 @@
  * per-pair template), success and error responses, indications.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { ipv4Bytes, ipv6Bytes } from '../transport/address.js';
+import { ipv4Into, ipv6Bytes } from '../transport/address.js';
 import { IntegrityKey, integrityKey } from './integrity.js';
 import {
   ATTR, BINDING_ERROR, BINDING_INDICATION, BINDING_REQUEST, BINDING_SUCCESS, FINGERPRINT_XOR, HEADER_LENGTH, MAGIC_COOKIE,
@@ -152,10 +152,13 @@ export function encodeBindingSuccess(transactionId: Buffer, address: string, por
   return seal(out, integrityKey(password));
 }
 
-/** The 4 or 16 bytes of an IP address, or undefined if `address` is not one. */
+/** Scratch for an IPv4 address's bytes (used at once, synchronously): a response per request, no allocation. */
+const IP4 = new Uint8Array(4);
+
+/** The 4 or 16 bytes of an IP address, or undefined if `address` is not one; the 4 of IPv4 are scratch, valid until the next call. */
 function ipBytes(address: string): Uint8Array | undefined {
   // Embedded IPv4 (IPv4-mapped ::ffff:a.b.c.d, IPv4-compatible ::a.b.c.d) is parsed as the groups it stands for.
-  return ipv4Bytes(address) ?? ipv6Bytes(address);
+  return ipv4Into(address, IP4) ? IP4 : ipv6Bytes(address);
 }
 
 /**

@@ -101,25 +101,30 @@ export function ipv6Bytes(ip: string): Uint8Array | undefined {
  */
 export function ipv4Bytes(ip: string): Uint8Array | undefined {
   const out = new Uint8Array(4);
+  return ipv4Into(ip, out) ? out : undefined;
+}
+
+/** ipv4Bytes into `out` (its first 4 bytes); false, `out` partly written, if `ip` is not one. No allocation. */
+export function ipv4Into(ip: string, out: Uint8Array): boolean {
   let part = 0;
   let n = 0;
   let digits = 0;
   for (let i = 0; i < ip.length; i++) {
     const c = ip.charCodeAt(i);
     if (c === 46) {
-      if (digits === 0 || part === 3) return undefined;
+      if (digits === 0 || part === 3) return false;
       out[part++] = n;
       n = 0;
       digits = 0;
       continue;
     }
-    if (c < 48 || c > 57 || (digits > 0 && n === 0)) return undefined;
+    if (c < 48 || c > 57 || (digits > 0 && n === 0)) return false;
     n = n * 10 + (c - 48);
-    if (++digits > 3 || n > 255) return undefined;
+    if (++digits > 3 || n > 255) return false;
   }
-  if (part !== 3 || digits === 0) return undefined;
+  if (part !== 3 || digits === 0) return false;
   out[3] = n;
-  return out;
+  return true;
 }
 
 /** Whether `ip` (canonical) is an IPv6 address. */
