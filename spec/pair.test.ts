@@ -1,6 +1,7 @@
 import t from 'tap';
 import type { Candidate } from '../lib/core/candidate.js';
-import { byPriorityDesc, describePair, newPair, pairKey, pairPriority, priorityFor } from '../lib/core/pair.js';
+import { byPriorityDesc, describePair, isPairKey, newPair, pairKey, pairPriority, priorityFor } from '../lib/core/pair.js';
+import { addressKey, isAddressKey } from '../lib/transport/address.js';
 import type { LocalCand, RemoteCand } from '../lib/core/state.js';
 import { pairOf } from './support/core-fixtures.js';
 
@@ -145,4 +146,21 @@ t.test('byPriorityDesc orders highest first (§6.1.2.5)', async (t) => {
   const x = pairOf(cand('10.0.0.1', 1, 2130706431), cand('10.0.0.2', 2, 1694498815));
   const y = pairOf(cand('10.0.0.1', 1, 1694498815), cand('10.0.0.2', 2, 2130706431));
   t.strictSame([y, x].sort(byPriorityDesc).map((p) => p.id), [x.id, y.id], 'tie bit decides above 2^53');
+});
+
+t.test('isPairKey and isAddressKey read a key in place exactly as comparing with pairKey and addressKey would', async (t) => {
+  const addresses = ['10.0.0.2', '10.0.0.20', '0.0.0.2', '1.2.3.4', '::2', '::20', '2001:db8::1', '198.51.100.7'];
+  const ports = [0, 1, 9, 10, 200, 2000, 20001, 65535];
+  const ids = [1, 2, 9, 10, 11, 100, 12345];
+  let checked = 0;
+  let mismatches = 0;
+  for (const id of ids) for (const a of addresses) for (const p of ports) {
+    const key = pairKey(id, a, p);
+    for (const id2 of [id, id + 1, Math.floor(id / 10) || 1, id * 10]) for (const a2 of addresses) for (const p2 of [p, p + 1, Math.floor(p / 10), p * 10 % 65536]) {
+      checked++;
+      if (isPairKey(key, id2, a2, p2) !== (key === pairKey(id2, a2, p2))) mismatches++;
+      if (isAddressKey(addressKey(a, p), a2, p2) !== (addressKey(a, p) === addressKey(a2, p2))) mismatches++;
+    }
+  }
+  t.equal(mismatches, 0, `${checked} comparisons, none different from comparing the keys`);
 });

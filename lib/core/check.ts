@@ -11,9 +11,9 @@ import {
 } from '../stun/message.js';
 import { encodeBindingError, encodeBindingRequest, encodeBindingSuccess, encodeUnknownAttributes } from '../stun/binding.js';
 import { computePriority, foundationKey, foundationOf, localPreferenceOf } from './candidate.js';
-import { insertPair, markSucceeded, pairByKey, pairById, updateStates, addPair } from './checklist.js';
+import { insertPair, markSucceeded, pairById, pairFrom, updateStates, addPair } from './checklist.js';
 import { append, authorize, type Ctx, emit, findLocal, findRemote, log, nextId, pairCandidates, randomIceString, streamSet } from './context.js';
-import { newPair, pairKey, describePair } from './pair.js';
+import { newPair, describePair } from './pair.js';
 import { consentResponse } from './consent.js';
 import { transmitVia } from './relay.js';
 import { isDone, pairFailed, pairValid, pairsAdded, switchRole } from './selection.js';
@@ -236,7 +236,7 @@ export function onRequest(ctx: Ctx, t: TransportRecord, from: TransportAddress, 
   transmitVia(ctx, t.id, from, encodeBindingSuccess(m.transactionId, from.address, from.port, creds.pwd));
   // The sender proved it knows our password: it may send data.
   authorize(ctx, c, t.id, from.address, from.port);
-  const known = pairByKey(s, pairKey(baseIdOf(t), from.address, from.port));
+  const known = pairFrom(s, baseIdOf(t), from.address, from.port);
   if (known) {
     known.counters.requestsReceived++;
     known.counters.responsesSent++;

@@ -9,7 +9,7 @@
  */
 import { canonicalIp, isV6 } from '../transport/address.js';
 import type { Candidate } from './candidate.js';
-import { byPriorityDesc, priorityFor } from './pair.js';
+import { byPriorityDesc, isPairKey, priorityFor } from './pair.js';
 import { tcpPairable } from './tcp.js';
 import { append, type Pair, type RemoteCand, type StreamData } from './state.js';
 
@@ -59,6 +59,12 @@ export function pairById(s: StreamData, id: number | undefined): Pair | undefine
 
 export function pairByKey(s: StreamData, key: string): Pair | undefined {
   for (const p of s.pairs) if (p.key === key && p.inChecklist && p.generation === s.generation) return p;
+  return undefined;
+}
+
+/** pairByKey(s, pairKey(baseId, address, port)), without making the key. */
+export function pairFrom(s: StreamData, baseId: number, address: string, port: number): Pair | undefined {
+  for (const p of s.pairs) if (p.inChecklist && p.generation === s.generation && isPairKey(p.key, baseId, address, port)) return p;
   return undefined;
 }
 

@@ -7,7 +7,7 @@
  */
 import type { ResolvedOptions } from '../options.js';
 import type { Log, LogLevel } from '../log.js';
-import { addressKey, type TransportAddress } from '../transport/address.js';
+import { addressKey, isAddressKey, type TransportAddress } from '../transport/address.js';
 import type { ServerError } from '../errors.js';
 import type { AllocationEvent, AllocationIo } from '../turn/allocation.js';
 import { copyCandidate, type Candidate } from './candidate.js';
@@ -110,6 +110,9 @@ export function findLocal(c: ComponentData, address: string, port: number): Loca
 
 /** The source proved it knows our password (or answered our check): it may send data on this transport. */
 export function authorize(ctx: Ctx, c: ComponentData, transportId: number, address: string, port: number): void {
+  // Every answered request asks: the usual answer (the one source there is) is read without making its key.
+  const one = c.authorized.single;
+  if (one !== undefined && isAddressKey(one, address, port)) return;
   const key = addressKey(address, port);
   if (c.authorized.has(key)) return;
   // Bounded like the remote candidates it stands beside: a credentialed peer checking from thousands of

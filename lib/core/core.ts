@@ -20,8 +20,7 @@ import { InvalidArgumentError, InvalidStateError, UnknownStreamError } from '../
 import { BINDING_REQUEST, decodeStun, isStunFrame, verifyFingerprint } from '../stun/message.js';
 import { createCounters, snapshotStats, type AgentStats } from '../stats.js';
 import { checkRemoteCandidate, copyCandidate, usableRemote, unusableReason, type Candidate } from './candidate.js';
-import { canCheck, hasWork, nextPair, pairById, pairByKey } from './checklist.js';
-import { pairKey } from './pair.js';
+import { canCheck, hasWork, nextPair, pairById, pairFrom } from './checklist.js';
 import { type CoreEnv, type CoreEvent, type Ctx, publicCandidate, remoteById, setState, streamSet } from './context.js';
 import { createRole, type Role } from './nomination.js';
 import { checkTimeout, onRequest, onResponse, sendCheck } from './check.js';
@@ -416,7 +415,7 @@ export class IceCore implements Ctx {
       c.lastSrcPort = from.port;
       // A new source: what came from the previous one goes to its pair, the count starts for this one's.
       flushTraffic(s!, c.rx, 'received');
-      const p = pairByKey(s!, pairKey(baseIdOf(t), from.address, from.port));
+      const p = pairFrom(s!, baseIdOf(t), from.address, from.port);
       c.rx.pairId = p ? (p.validPairId ?? p.id) : undefined;
     }
     if (!this.env.deliver(t.streamId, t.componentId, data, from)) {

@@ -138,6 +138,11 @@ export class LazySet<T> implements Iterable<T> {
     return s !== undefined ? s.size : this.x === EMPTY ? 0 : 1;
   }
 
+  /** The element when the set holds exactly one, inline; else undefined. */
+  get single(): T | undefined {
+    return this.x === EMPTY || this.x instanceof SetTable ? undefined : (this.x as T);
+  }
+
   has(value: T): boolean {
     const s = this.table;
     if (s !== undefined) return s.has(value);

@@ -2,7 +2,7 @@
  * Candidate pairs, RFC 8445 §6.1.2: priority (§6.1.2.3), redundancy key
  * (§6.1.2.4), foundation (§6.1.2.6). Pure.
  */
-import { formatAddress } from '../transport/address.js';
+import { formatAddress, isAddressKey } from '../transport/address.js';
 import { newCounters, type LocalCand, type Pair, type RemoteCand } from './state.js';
 
 /**
@@ -28,6 +28,15 @@ export function priorityFor(local: number, remote: number, controlling: boolean)
 export function pairKey(transportId: number, remoteAddress: string, remotePort: number): string {
   // Flat, like addressKey (lib/transport/address.ts).
   return [transportId, '>', remoteAddress, '|', remotePort].join('');
+}
+
+/** Whether `key` is pairKey(transportId, remoteAddress, remotePort), read in place (see isAddressKey). */
+export function isPairKey(key: string, transportId: number, remoteAddress: string, remotePort: number): boolean {
+  let digits = 1;
+  for (let x = transportId; x >= 10; x = Math.floor(x / 10)) digits++;
+  if (key.charCodeAt(digits) !== 62) return false;
+  for (let i = digits - 1, x = transportId; i >= 0; i--, x = Math.floor(x / 10)) if (key.charCodeAt(i) !== 48 + (x % 10)) return false;
+  return isAddressKey(key, remoteAddress, remotePort, digits + 1);
 }
 
 export function newPair(

@@ -22,7 +22,7 @@
  */
 import { createRequire } from 'node:module';
 import type stunModule from 'stun';
-import { createHash, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { canonicalIp } from '../transport/address.js';
 import { HEADER_LENGTH, IntegrityKey, integrityKey } from './integrity.js';
 
@@ -183,7 +183,10 @@ export function verifyIntegrity(buf: Buffer, key: Buffer | string): CheckResult 
   if (off < 0) return 'missing';
   if (buf.readUInt16BE(off + 2) !== 20 || off + 24 > buf.length) return 'bad';
   (typeof key === 'string' ? integrityKey(key) : new IntegrityKey(key)).sign(buf, off, EXPECTED_MAC, 0);
-  return timingSafeEqual(EXPECTED_MAC, buf.subarray(off + 4, off + 24)) ? 'ok' : 'bad';
+  // Compared in constant time (every byte, whatever differs first), in place: no view of the message per check.
+  let diff = 0;
+  for (let i = 0; i < 20; i++) diff |= EXPECTED_MAC[i]! ^ buf[off + 4 + i]!;
+  return diff === 0 ? 'ok' : 'bad';
 }
 
 /** FINGERPRINT, RFC 8489 §14.7: CRC-32 of everything before it, XOR 0x5354554e; must be last. */
@@ -316,16 +319,22 @@ export const ICE_KNOWN_ATTRIBUTES: ReadonlySet<number> = new Set([
  * 420 response lists in UNKNOWN-ATTRIBUTES (§6.3.1, §14.9). Attributes after
  * MESSAGE-INTEGRITY are ignored, not unknown (§14.5).
  */
+/** What unknownComprehensionRequired returns for a message with none (most): one shared, frozen list. */
+const NO_UNKNOWN: number[] = Object.freeze([]) as unknown as number[];
+
 export function unknownComprehensionRequired(m: DecodedStun, known: ReadonlySet<number>): number[] {
   const buf = m.raw;
-  const unknown: number[] = [];
+  let unknown = NO_UNKNOWN;
   let phase = BEFORE_MI;
   for (let off = HEADER_LENGTH; off + 4 <= buf.length; off += 4 + ((buf.readUInt16BE(off + 2) + 3) & ~3)) {
     const t = buf.readUInt16BE(off);
     const next = advance(phase, t);
     if (next < 0) continue;
     phase = next;
-    if (t < 0x8000 && !known.has(t) && !unknown.includes(t)) unknown.push(t);
+    if (t < 0x8000 && !known.has(t) && !unknown.includes(t)) {
+      if (unknown === NO_UNKNOWN) unknown = [];
+      unknown.push(t);
+    }
   }
   return unknown;
 }

@@ -145,6 +145,23 @@ export function addressKey(address: string, port: number): string {
   return [address, '|', port].join('');
 }
 
+/**
+ * Whether `key` (from `from` on) is addressKey(address, port), read in place:
+ * the per-request tests (is this source authorised, which pair is it) make no
+ * key to compare.
+ */
+export function isAddressKey(key: string, address: string, port: number, from = 0): boolean {
+  const n = address.length;
+  if (key.charCodeAt(from + n) !== 124 || !key.startsWith(address, from)) return false;
+  let i = key.length - 1;
+  let p = port;
+  do {
+    if (key.charCodeAt(i--) !== 48 + (p % 10)) return false;
+    p = Math.floor(p / 10);
+  } while (p > 0);
+  return i === from + n;
+}
+
 /** The key of a transport address over a protocol. */
 export function transportKey(protocol: TransportProtocol, address: string, port: number): string {
   return [protocol, '|', address, '|', port].join('');
