@@ -10,7 +10,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { Agent, serializeCandidate, DEFAULT_OPTIONS } from '../lib/index.js';
@@ -94,18 +94,40 @@ export function serveRpc(handlers: Record<string, Handler>): void {
   process.on('disconnect', () => process.exit(0));
 }
 
+/**
+ * CPU jiffies (user + system) of the process and of its main thread, from
+ * /proc (Linux; undefined elsewhere): the main thread runs the JavaScript and
+ * the sockets, the others V8's garbage collection and compilation.
+ */
+function jiffies(): { process: number; main: number } | undefined {
+  try {
+    const read = (path: string) => {
+      const f = readFileSync(path, 'utf8');
+      const r = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      return Number(r[11]) + Number(r[12]);
+    };
+    return { process: read('/proc/self/stat'), main: read(`/proc/self/task/${process.pid}/stat`) };
+  } catch {
+    return undefined;
+  }
+}
+
 /** CPU and a packet counter over a window: `cpuStart`, then `cpuStop` gives the deltas. */
 export function cpuWindow(packets: () => number = () => 0) {
-  let start: { cpu: NodeJS.CpuUsage; at: number; packets: number } | undefined;
+  let start: { cpu: NodeJS.CpuUsage; at: number; packets: number; j: ReturnType<typeof jiffies> } | undefined;
   return {
     cpuStart: () => {
-      start = { cpu: process.cpuUsage(), at: performance.now(), packets: packets() };
+      start = { cpu: process.cpuUsage(), at: performance.now(), packets: packets(), j: jiffies() };
       return true;
     },
     cpuStop: () => {
       const cpu = process.cpuUsage(start!.cpu);
+      const j = jiffies();
+      const cpuMs = (cpu.user + cpu.system) / 1000;
+      // The main thread's share of the process's jiffies, applied to the precise total.
+      const share = j && start!.j && j.process > start!.j.process ? (j.main - start!.j.main) / (j.process - start!.j.process) : NaN;
       return {
-        cpuMs: (cpu.user + cpu.system) / 1000, userMs: cpu.user / 1000, systemMs: cpu.system / 1000,
+        cpuMs, userMs: cpu.user / 1000, systemMs: cpu.system / 1000, mainThreadMs: cpuMs * share,
         wallMs: performance.now() - start!.at, packets: packets() - start!.packets,
       };
     },
@@ -163,7 +185,7 @@ function clientRole(): void {
   let floodSockets: Socket[] = [];
   let floodAnswers = 0;
   // Plain datagrams at the consent rate, for the echo server.
-  let echo: { socket: Socket; timers: NodeJS.Timeout[]; sent: number; received: number } | undefined;
+  let echo: { sockets: Socket[]; timers: NodeJS.Timeout[]; sent: number; received: number } | undefined;
 
   serveRpc({
     /** `count` agents, gathered; resolves with their offers. */
@@ -203,18 +225,23 @@ function clientRole(): void {
     },
     /**
      * One datagram of `size` bytes per client agent every consentInterval ×
-     * 0.8–1.2, from one socket, to the echo server: the same packet rate the
-     * agents' consent requests make, first ticks spread over one interval.
+     * 0.8–1.2, to the echo server, each client from a socket of its own: the
+     * packet rate the agents' consent requests make, from as many sources as
+     * there are sessions (the kernel's and Node's work per datagram depends on
+     * how many sockets it comes from and goes to), first ticks spread over one interval.
      */
     echoStart: async (arg: { address: string; port: number; packet: number[] }) => {
-      const socket = createSocket('udp4');
-      await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
       const packet = Buffer.from(arg.packet);
-      const e = { socket, timers: [] as NodeJS.Timeout[], sent: 0, received: 0 };
-      socket.on('message', () => e.received++);
+      const e = { sockets: [] as Socket[], timers: [] as NodeJS.Timeout[], sent: 0, received: 0 };
+      for (let k = 0; k < clients.size; k++) {
+        const socket = createSocket('udp4');
+        await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+        socket.on('message', () => e.received++);
+        e.sockets.push(socket);
+      }
       const interval = DEFAULT_OPTIONS.consentInterval;
       const tick = (k: number) => {
-        socket.send(packet, arg.port, arg.address);
+        e.sockets[k]!.send(packet, arg.port, arg.address);
         e.sent++;
         e.timers[k] = setTimeout(tick, interval * (0.8 + 0.4 * Math.random()), k);
       };
@@ -226,7 +253,7 @@ function clientRole(): void {
       if (!echo) return undefined;
       for (const t of echo.timers) clearTimeout(t);
       const { sent, received } = echo;
-      await new Promise<void>((r) => echo!.socket.close(() => r()));
+      await Promise.all(echo.sockets.map((socket) => new Promise<void>((r) => socket.close(() => r()))));
       echo = undefined;
       return { sent, received };
     },

@@ -14,6 +14,7 @@
  * any state changes.
  */
 import { LazyMap } from './lazy.js';
+import { answerConsent } from './lite-answer.js';
 import { addressKey, type TransportAddress } from '../transport/address.js';
 import type { ResolvedOptions } from '../options.js';
 import { InvalidArgumentError, InvalidStateError, UnknownStreamError } from '../errors.js';
@@ -383,6 +384,11 @@ export class IceCore implements Ctx {
     const looksStun = data.length >= 20 && data[0]! < 4 && isStunFrame(data);
     const fingerprint = looksStun ? verifyFingerprint(data) : 'missing';
     if (fingerprint === 'ok') {
+      // A lite session's consent request on its selected pair: answered without decoding (lib/core/lite-answer.ts).
+      if (answerConsent(this, t, from, data)) {
+        this.dirty = true;
+        return;
+      }
       const m = decodeStun(data);
       if (!m) {
         countDrop(st, 'malformed');

@@ -137,11 +137,24 @@ function putRequestAttributes(out: Buffer, username: Buffer, f: Omit<BindingRequ
 
 /** Success response to a check, RFC 8445 §7.3.1: XOR-MAPPED-ADDRESS of the source, integrity with the local password. */
 export function encodeBindingSuccess(transactionId: Buffer, address: string, port: number, password: string): Buffer {
+  if (transactionId.length !== 12) throw new InvalidArgumentError('transactionId', 'must be 12 bytes (RFC 8489 §5)');
+  return success(transactionId, 0, address, port, password);
+}
+
+/** encodeBindingSuccess for the request itself: its transaction id is copied from its header (no view of it made). */
+export function encodeBindingSuccessTo(request: Buffer, address: string, port: number, password: string): Buffer {
+  if (request.length < HEADER_LENGTH) throw new InvalidArgumentError('request', 'shorter than a STUN header');
+  return success(request, 8, address, port, password);
+}
+
+function success(tx: Buffer, txAt: number, address: string, port: number, password: string): Buffer {
   const ip = ipBytes(address);
   if (!ip) throw new InvalidArgumentError('address', `not an IP address: ${address}`);
   if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new InvalidArgumentError('port', `not a port: ${port}`);
   const out = Buffer.allocUnsafe(HEADER_LENGTH + 8 + ip.length + 24 + 8);
-  putHeader(out, BINDING_SUCCESS, transactionId);
+  out.writeUInt16BE(BINDING_SUCCESS, 0);
+  out.writeUInt32BE(MAGIC_COOKIE, 4);
+  tx.copy(out, 8, txAt, txAt + 12);
   // XOR-MAPPED-ADDRESS, RFC 8489 §14.2: the port XOR the cookie's top half, the address XOR the
   // cookie (IPv4) or the cookie and the transaction id (IPv6), which are bytes 4–19 of the header.
   const v = putAttribute(out, HEADER_LENGTH, ATTR.XOR_MAPPED_ADDRESS, 4 + ip.length);
