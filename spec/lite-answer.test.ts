@@ -13,6 +13,8 @@ import { BindingRequestTemplate } from '../lib/stun/binding.js';
 import { IntegrityKey } from '../lib/stun/integrity.js';
 import { ATTR, FINGERPRINT_XOR, crcTo, decodeStun, findAttribute, getErrorCode } from '../lib/stun/message.js';
 import { liteAnswer } from '../lib/core/lite-answer.js';
+import fc from 'fast-check';
+import { buildStun } from './support/fuzz-stun.js';
 
 const LOCAL = { ufrag: 'srvufrag', pwd: 'serverpasswordserverpass' };
 const REMOTE = { ufrag: 'cliufrag', pwd: 'clientpasswordclientpass' };
@@ -115,6 +117,82 @@ t.test('the same requests, with and without the lite answer: the same responses,
   const codes = slow.out.map((b) => getErrorCode(decodeStun(b)!)?.code ?? 0);
   t.same(codes.filter((c) => c !== 0).sort(), [400, 401, 420, 487].filter((c) => codes.includes(c)).sort(), `the errors of the general path: ${codes.join(',')}`);
   t.ok(codes.includes(401) && codes.includes(420) && codes.includes(487), 'a 401, a 420 and a 487 among them');
+  for (const x of [fast, slow]) {
+    await x.agent.close();
+    await x.mux.close();
+  }
+});
+
+t.test('property: any request on the selected pair — attributes added, dropped, repeated, resized, reordered, signed or not — gets the same answer and counters with and without the lite answer', async (t) => {
+  const fast = await liteAgent();
+  const slow = await liteAgent();
+  const nominate = request({ useCandidate: true });
+  liteAnswer.enabled = true;
+  fast.feed(nominate);
+  liteAnswer.enabled = false;
+  slow.feed(nominate);
+  liteAnswer.enabled = true;
+  const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32BE(n >>> 0); return b; };
+  const attr = fc.oneof(
+    fc.constantFrom(
+      { type: ATTR.USERNAME, value: Buffer.from(`${LOCAL.ufrag}:${REMOTE.ufrag}`) },
+      { type: ATTR.USERNAME, value: Buffer.from(`${LOCAL.ufrag}x:${REMOTE.ufrag}`) },
+      { type: ATTR.USERNAME, value: Buffer.from(LOCAL.ufrag) },
+      { type: ATTR.USERNAME, value: Buffer.from(`${LOCAL.ufrag.slice(0, 4)}:${REMOTE.ufrag}`) },
+      { type: ATTR.PRIORITY, value: u32(1845501695) },
+      { type: ATTR.PRIORITY, value: u32(0) },
+      { type: ATTR.PRIORITY, value: Buffer.alloc(8, 1) },
+      { type: ATTR.ICE_CONTROLLING, value: Buffer.alloc(8, 7) },
+      { type: ATTR.ICE_CONTROLLING, value: Buffer.alloc(4, 7) },
+      { type: ATTR.ICE_CONTROLLED, value: Buffer.alloc(8, 0xff) },
+      { type: ATTR.USE_CANDIDATE, value: Buffer.alloc(0) },
+      { type: ATTR.NOMINATION, value: u32(5) },
+      { type: ATTR.SOFTWARE, value: Buffer.from('fuzz') },
+      { type: 0x7777, value: Buffer.alloc(3) },
+      { type: 0x8888, value: Buffer.alloc(2) },
+      { type: ATTR.MESSAGE_INTEGRITY_SHA256, value: Buffer.alloc(32) },
+    ),
+    fc.record({ type: fc.integer({ min: 0, max: 0xffff }), value: fc.uint8Array({ maxLength: 12 }) }),
+  );
+  const base: Array<{ type: number; value: Uint8Array }> = [
+    { type: ATTR.USERNAME, value: Buffer.from(`${LOCAL.ufrag}:${REMOTE.ufrag}`) },
+    { type: ATTR.PRIORITY, value: u32(1845501695) },
+    { type: ATTR.ICE_CONTROLLING, value: Buffer.alloc(8, 7) },
+  ];
+  const spec = fc.record({
+    // Often a request the lite answer can take (the base whole, nothing or something harmless added), often not.
+    drop: fc.constantFrom(3, 3, 3, 0, 1, 2), // 3: keep all of the base
+    extra: fc.oneof(fc.constant([]), fc.array(attr, { maxLength: 4 })),
+    at: fc.nat(),
+    integrity: fc.constantFrom('good', 'good', 'good', 'bad', 'none'),
+    after: fc.oneof(fc.constant([]), fc.constant([]), fc.array(attr, { maxLength: 1 })),
+    tid: fc.uint8Array({ minLength: 12, maxLength: 12 }),
+  });
+  let fastTook = 0;
+  let runs = 0;
+  await fc.assert(fc.asyncProperty(spec, async (x) => {
+    runs++;
+    const attrs = base.filter((_, i) => i !== x.drop);
+    attrs.splice(x.at % (attrs.length + 1), 0, ...x.extra);
+    const req = buildStun({
+      type: 0x0001, tid: x.tid, attrs,
+      integrity: x.integrity === 'none' ? undefined : { key: Buffer.from(LOCAL.pwd), valid: x.integrity === 'good' },
+      after: [...x.after], fingerprint: 'good',
+    });
+    const before = liteAnswer.answered;
+    liteAnswer.enabled = true;
+    const n = fast.out.length;
+    fast.feed(req);
+    fastTook += liteAnswer.answered - before;
+    liteAnswer.enabled = false;
+    slow.feed(req);
+    liteAnswer.enabled = true;
+    if (fast.out.length !== slow.out.length) return false;
+    if (fast.out.length > n && !fast.out.at(-1)!.equals(slow.out.at(-1)!)) return false;
+    return JSON.stringify(counters(fast.agent)) === JSON.stringify(counters(slow.agent));
+  }), { seed: 20261202, numRuns: 400 });
+  t.ok(fastTook > 20 && fastTook < runs, `the lite answer took ${fastTook} of ${runs} requests and left the rest to the general path`);
+  t.equal(fast.agent.getComponentState(1, 1), 'ready', 'the session is still ready');
   for (const x of [fast, slow]) {
     await x.agent.close();
     await x.mux.close();
