@@ -455,11 +455,15 @@ function stubNetwork(): { network: Network; feed: () => (data: Buffer, from: Tra
     onMessage: (h) => { handler = h; },
     close: () => Promise.resolve(),
   };
+  // Node's network but for the socket; its methods bound once (a bind per call would be the hot path's biggest allocation).
+  const bound = new Map<PropertyKey, unknown>([['bindDatagram', () => Promise.resolve(sock)]]);
   const network = new Proxy(nodeNetwork, {
     get: (t, prop) => {
-      if (prop === 'bindDatagram') return () => Promise.resolve(sock);
-      const v = Reflect.get(t, prop) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      if (!bound.has(prop)) {
+        const v = Reflect.get(t, prop) as unknown;
+        bound.set(prop, typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v);
+      }
+      return bound.get(prop);
     },
   });
   return { network, feed: () => handler!, sent: () => sent };
