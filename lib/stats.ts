@@ -79,20 +79,11 @@ export interface AgentStats {
  * Ten thousand sessions of 38 counters each would hold 3.6 MB of zeros.
  * `agent.getStats()` shows them all as AgentStats (`snapshotStats`).
  */
-export interface Counters {
-  packetsReceived: number;
-  bytesReceived: number;
-  dataPacketsReceived: number;
-  dataBytesReceived: number;
-  dataPacketsSent: number;
-  dataBytesSent: number;
-  stunRequestsReceived: number;
-  stunResponsesReceived: number;
-  checksSent: number;
-  responsesSent: number;
-  consentChecksSent: number;
-  rare: RareCounters | undefined;
-}
+/** The counters every session moves. */
+type CommonCounter = 'packetsReceived' | 'bytesReceived' | 'dataPacketsReceived' | 'dataBytesReceived' | 'dataPacketsSent'
+  | 'dataBytesSent' | 'stunRequestsReceived' | 'stunResponsesReceived' | 'checksSent' | 'responsesSent' | 'consentChecksSent';
+
+export type Counters = Pick<AgentStats, CommonCounter> & { rare: RareCounters | undefined };
 
 export type RareCounter = Exclude<keyof AgentStats, keyof Counters | 'dropped'>;
 export type RareCounters = Record<RareCounter, number> & { dropped: DropCounters };

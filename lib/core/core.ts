@@ -19,7 +19,7 @@ import { addressKey, type TransportAddress } from '../transport/address.js';
 import type { ResolvedOptions } from '../options.js';
 import { InvalidArgumentError, InvalidStateError, UnknownStreamError } from '../errors.js';
 import { BINDING_REQUEST, decodeStun, isStunFrame, verifyFingerprint } from '../stun/message.js';
-import { createCounters, snapshotStats, type AgentStats } from '../stats.js';
+import { countDrop, countRare, createCounters, snapshotStats, type AgentStats } from '../stats.js';
 import { checkRemoteCandidate, copyCandidate, usableRemote, unusableReason, type Candidate } from './candidate.js';
 import { canCheck, hasWork, nextPair, pairById, pairFrom } from './checklist.js';
 import { type CoreEnv, type CoreEvent, type Ctx, publicCandidate, remoteById, setState, streamSet } from './context.js';
@@ -40,7 +40,6 @@ import {
   addTcpHost, baseIdOf, closeConnection, closeUnusedConnections, tcpAccepted, tcpClosed, tcpNextTimeout, tcpOpened, tcpTimeout,
   type TcpDrop,
 } from './tcp.js';
-import { countDrop, countRare } from '../stats.js';
 
 export type { CoreEnv, CoreEvent, PairInfo, ServerPlan };
 

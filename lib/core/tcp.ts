@@ -27,7 +27,7 @@
  * the README "ICE-TCP" paragraph for why.
  */
 import { formatAddress, isV6, type TransportAddress } from '../transport/address.js';
-import type { DropCounters } from '../stats.js';
+import { countDrop, countRare, type DropCounters } from '../stats.js';
 import { type CandidateType, type TcpType, computePriority, foundationKey, foundationOf } from './candidate.js';
 import { canCheck } from './checklist.js';
 import { type Ctx, log, nextId } from './context.js';
@@ -35,7 +35,6 @@ import { consentLost } from './consent.js';
 import { addLocalCandidate } from './gathering.js';
 import { evaluate, pairFailed, setSendPair, updateSelection } from './selection.js';
 import { none, type ComponentData, type LocalCand, type Pair, type RemoteCand, type StreamData, type TcpInfo, type TransportRecord } from './state.js';
-import { countDrop, countRare } from '../stats.js';
 
 /** RFC 6544 §4.5: the port of an active candidate, which has none until its connection opens (9, discard). */
 export const ACTIVE_PORT = 9;
