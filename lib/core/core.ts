@@ -15,29 +15,29 @@
  */
 import { LazyMap } from './lazy.js';
 import { answerConsent } from './lite-answer.js';
+import { nextDeadline, runDue } from './deadlines.js';
 import { addressKey, type TransportAddress } from '../transport/address.js';
 import type { ResolvedOptions } from '../options.js';
 import { InvalidArgumentError, InvalidStateError, UnknownStreamError } from '../errors.js';
 import { BINDING_REQUEST, decodeStun, isStunFrame, verifyFingerprint } from '../stun/message.js';
 import { countDrop, countRare, createCounters, snapshotStats, type AgentStats } from '../stats.js';
 import { checkRemoteCandidate, copyCandidate, usableRemote, unusableReason, type Candidate } from './candidate.js';
-import { canCheck, hasWork, nextPair, pairById, pairFrom } from './checklist.js';
-import { type CoreEnv, type CoreEvent, type Ctx, publicCandidate, remoteById, setState, streamSet } from './context.js';
+import { pairById, pairFrom } from './checklist.js';
+import { type CoreEnv, type CoreEvent, type Ctx, publicCandidate, remoteById, setState } from './context.js';
 import { createRole, type Role } from './nomination.js';
-import { checkTimeout, onRequest, onResponse, sendCheck } from './check.js';
-import { consentDue, consentTick } from './consent.js';
-import { addHostTransport, srflxResponse, srflxTimeout, startServers, type ServerPlan } from './gathering.js';
+import { onRequest, onResponse } from './check.js';
+import { addHostTransport, srflxResponse, startServers, type ServerPlan } from './gathering.js';
 import {
-  allocationTimeout, closeAllocation, freeUnused, linkLost, relayReceive, serverAt, startAllocation, transmitVia,
+  closeAllocation, linkLost, relayReceive, serverAt, startAllocation, transmitVia,
 } from './relay.js';
 import { addRemote, newCredentials, restartGeneration, setRemoteCredentials } from './remote.js';
-import { evaluate, fail, flushTraffic, isDone, renominate, runNomination } from './selection.js';
+import { evaluate, flushTraffic, renominate } from './selection.js';
 import { NEVER, none, newComponent, type ComponentData, type ComponentState, type CoreData, type Credentials, type StreamData, type TransportRecord } from './state.js';
 import { retransmitWaits } from '../stun/transaction.js';
 import { pairList, statsReport, type PairInfo, type StreamStats } from './report.js';
 import { exportSession, importSession, type SessionSnapshot } from './session.js';
 import {
-  addTcpHost, baseIdOf, closeConnection, closeUnusedConnections, tcpAccepted, tcpClosed, tcpNextTimeout, tcpOpened, tcpTimeout,
+  addTcpHost, baseIdOf, closeConnection, tcpAccepted, tcpClosed, tcpOpened,
   type TcpDrop,
 } from './tcp.js';
 
@@ -436,89 +436,15 @@ export class IceCore implements Ctx {
 
   // --------------------------------------------------------------- time
 
-  /** Runs everything that is due at `now`. */
+  /** Runs everything that is due at `now` (lib/core/deadlines.ts). */
   handleTimeout(now: number): void {
     this.now = now;
-    const d = this.d;
-    // Copies, as a timeout may add or remove entries; none for the (usual) empty tables.
-    if (d.allocations.size > 0) for (const rec of [...d.allocations.values()]) if (rec.machine.nextTimeout() <= now) allocationTimeout(this, rec);
-    if (d.closing) return;
-    if (d.checks.size > 0) for (const tx of [...d.checks.values()]) if (tx.nextAt <= now && d.checks.get(tx.key) === tx) checkTimeout(this, tx);
-    if (d.srflx.size > 0) for (const tx of [...d.srflx.values()]) if (tx.nextAt <= now && d.srflx.get(tx.key) === tx) srflxTimeout(this, tx);
-    tcpTimeout(this);
-    // Live iteration: a Map iterator survives deletions, and no timeout adds a stream.
-    for (const s of d.streams.values()) {
-      if (s.freeAt !== undefined && s.freeAt <= now) {
-        freeUnused(this, s);
-        closeUnusedConnections(this, s);
-      }
-      for (const c of s.components.values()) {
-        if (c.nominationAt !== undefined && c.nominationAt <= now) runNomination(this, s, c);
-        if (c.trickleAt !== undefined && c.trickleAt <= now) fail(this, s, c, `nothing left to check and no new remote candidate for ${this.o.trickleTimeout} ms (trickle)`);
-        if (c.consent && consentDue(this, c) <= now) consentTick(this, s, c);
-      }
-    }
-    if (!d.pacerIdle && now >= d.nextCheckAt) this.#pace();
+    runDue(this, now);
   }
 
-  /**
-   * The earliest deadline of the state; Infinity when nothing is pending.
-   * The shell asks after every input: empty tables are not iterated, and a
-   * single stream or component is visited without an iterator.
-   */
+  /** The earliest deadline of the state; Infinity when nothing is pending (lib/core/deadlines.ts). */
   nextTimeout(): number {
-    const d = this.d;
-    let t = Infinity;
-    if (d.allocations.size > 0) for (const rec of d.allocations.values()) t = Math.min(t, rec.machine.nextTimeout());
-    if (d.closing) return t;
-    if (d.checks.size > 0) for (const tx of d.checks.values()) if (tx.nextAt < t) t = tx.nextAt;
-    if (d.srflx.size > 0) for (const tx of d.srflx.values()) if (tx.nextAt < t) t = tx.nextAt;
-    const one = d.streams.single;
-    if (one !== undefined) t = this.#streamTimeout(one, t);
-    else for (const s of d.streams.values()) t = this.#streamTimeout(s, t);
-    if (!d.pacerIdle) t = Math.min(t, d.nextCheckAt);
-    return Math.min(t, tcpNextTimeout(this));
-  }
-
-  #streamTimeout(s: StreamData, t: number): number {
-    if (s.freeAt !== undefined) t = Math.min(t, s.freeAt);
-    const one = s.components.single;
-    if (one !== undefined) return this.#componentTimeout(one, t);
-    for (const c of s.components.values()) t = this.#componentTimeout(c, t);
-    return t;
-  }
-
-  #componentTimeout(c: ComponentData, t: number): number {
-    if (c.nominationAt !== undefined) t = Math.min(t, c.nominationAt);
-    if (c.trickleAt !== undefined) t = Math.min(t, c.trickleAt);
-    if (c.consent) t = Math.min(t, consentDue(this, c));
-    return t;
-  }
-
-  /**
-   * One tick of Ta (§6.1.4.2): the checklists take turns; each gives its
-   * triggered check first, else its best Waiting pair. When no checklist has
-   * anything to send, the pacer sleeps until new work wakes it, and components
-   * with nothing left to try are judged.
-   */
-  #pace(): void {
-    const d = this.d;
-    if (!this.role.sendsChecks) {
-      d.pacerIdle = true;
-      return;
-    }
-    const streams = streamSet(this).filter((s) => canCheck(s));
-    for (let i = 0; i < streams.length; i++) {
-      const s = streams[(d.rr + i) % streams.length]!;
-      const pair = nextPair(s, (c) => isDone(s, c));
-      if (!pair) continue;
-      d.rr = (d.rr + i + 1) % streams.length;
-      d.nextCheckAt = this.now + this.o.stunPacingTimer;
-      sendCheck(this, s, s.components.get(pair.component)!, pair, 'check');
-      return;
-    }
-    if (streams.every((s) => !hasWork(s, (c) => isDone(s, c)))) d.pacerIdle = true;
-    for (const s of streamSet(this)) evaluate(this, s);
+    return nextDeadline(this);
   }
 
   // ------------------------------------------------------------ queries

@@ -17,7 +17,7 @@
  * leaves, untouched, to the general path, which counts and answers errors.
  * spec/lite-answer.test.ts holds the two to the same responses and state.
  */
-import { ATTR, BINDING_REQUEST, HEADER_LENGTH, usernameNamesUfrag, verifyIntegrity } from '../stun/message.js';
+import { ATTR, BINDING_REQUEST, HEADER_LENGTH, usernameNamesUfrag, verifyIntegrityAt } from '../stun/message.js';
 import { encodeBindingSuccessTo } from '../stun/binding.js';
 import { isAddressKey, type TransportAddress } from '../transport/address.js';
 import { pairById, pairFrom } from './checklist.js';
@@ -67,7 +67,7 @@ export function answerConsent(ctx: Ctx, t: TransportRecord, from: TransportAddre
   }
   if (user < 0 || mi < 0 || priority <= 0 || controlling !== 1) return false;
   if (!usernameNamesUfrag(data, user, s.local.ufrag)) return false;
-  if (verifyIntegrity(data, s.local.pwd) !== 'ok') return false;
+  if (verifyIntegrityAt(data, mi, s.local.pwd) !== 'ok') return false;
   // What onRequest and liteRequest do for this request.
   d.stats.stunRequestsReceived++;
   d.stats.responsesSent++;

@@ -180,7 +180,11 @@ const EXPECTED_MAC = Buffer.alloc(20);
  */
 export function verifyIntegrity(buf: Buffer, key: Buffer | string): CheckResult {
   const off = findAttribute(buf, ATTR.MESSAGE_INTEGRITY);
-  if (off < 0) return 'missing';
+  return off < 0 ? 'missing' : verifyIntegrityAt(buf, off, key);
+}
+
+/** verifyIntegrity with the MESSAGE-INTEGRITY attribute already found at `off` (a caller that walked the attributes). */
+export function verifyIntegrityAt(buf: Buffer, off: number, key: Buffer | string): CheckResult {
   if (buf.readUInt16BE(off + 2) !== 20 || off + 24 > buf.length) return 'bad';
   (typeof key === 'string' ? integrityKey(key) : new IntegrityKey(key)).sign(buf, off, EXPECTED_MAC, 0);
   // Compared in constant time (every byte, whatever differs first), in place: no view of the message per check.
