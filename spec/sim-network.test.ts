@@ -127,12 +127,13 @@ t.test('run({until, timeout}) rejects with SimTimeoutError at the virtual timeou
 t.test('promise continuations run between events; errors in callbacks reject run()', async (t) => {
   const net = new SimNetwork();
   const h = net.addHost(PUBLIC_A).network;
-  const sleep = (ms: number) => new Promise<void>((r) => h.setTimer(r, ms));
+  // A timer on the simulated clock, the thing under test: run() advances to it, no wall time passes.
+  const virtualDelay = (ms: number) => new Promise<void>((r) => h.setTimer(r, ms));
   const steps: number[] = [];
   const task = (async () => {
     const s = await h.bindDatagram(PUBLIC_A, 0);
     for (let i = 0; i < 5; i++) {
-      await sleep(100);
+      await virtualDelay(100);
       await Promise.resolve();
       steps.push(h.now());
     }

@@ -30,7 +30,6 @@ import {
   TURN_METHOD,
   decodeStun,
   encodeSendIndication,
-  encodeTurnRequest,
   getErrorCode,
   getLifetime,
   verifyFingerprint,
@@ -42,7 +41,8 @@ import { addressKey, canonicalIp, type TransportAddress } from '../transport/add
 import { MAX_CHANNEL, MIN_CHANNEL, decodeChannelData, encodeChannelData } from './framing.js';
 import { longTermKey } from '../stun/message.js';
 import { LongTermCredentials, responseAcceptable } from './auth.js';
-import { METHOD_NAMES, decodeAllocateSuccess, decodeDataIndication, describeError, udpWaits } from './codec.js';
+import { decodeAllocateSuccess, decodeDataIndication, describeError } from './codec.js';
+import { newTransaction, retransmit, timeoutReason, type Purpose, type Transaction } from './transaction.js';
 
 export { ERROR_MEANINGS, udpWaits } from './codec.js';
 export {
@@ -52,41 +52,10 @@ import {
   newTurnStats, type AllocationConfig, type AllocationEvent, type AllocationIo, type AllocationSnapshot, type AllocationState, type TurnStats,
 } from './types.js';
 
-type Purpose = 'allocate' | 'refresh' | 'deallocate' | 'permission' | 'channel';
-
-const METHODS: Record<Purpose, number> = {
-  allocate: TURN_METHOD.ALLOCATE,
-  refresh: TURN_METHOD.REFRESH,
-  deallocate: TURN_METHOD.REFRESH,
-  permission: TURN_METHOD.CREATE_PERMISSION,
-  channel: TURN_METHOD.CHANNEL_BIND,
-};
-
 /** Packets queued per peer IP while its permission is being installed. */
 export const MAX_QUEUED = 64;
 /** Upper bound of the deallocation after close(), RFC 8656 §7.3 (with timeoutMs, whichever is less). */
 const CLOSE_BUDGET_MS = 1000;
-
-/** One request in flight. */
-interface Transaction {
-  /** Transaction id, hex. */ id: string;
-  purpose: Purpose;
-  method: number;
-  /** Permission: the peer IP; channel: the peer's addressKey; else ''. */ subject: string;
-  /** Permission or channel: a refresh of one already installed or bound. */ refresh: boolean;
-  fields: TurnRequestFields;
-  raw: Buffer;
-  /** Key the request was authenticated with: the response must verify with it. */ key: Buffer | undefined;
-  /** Wait after each transmission (UDP: RTO doubling, cut to the budget; TCP/TLS: one wait). */ waits: number[];
-  /** Transmissions so far, and when the next one (or the timeout) is due. */
-  sent: number;
-  nextAt: number;
-  /** No retransmission after `deadline` (first sent + budget), the timeout at it. */
-  budget: number;
-  deadline: number;
-  /** Already retried once after a 438 Stale Nonce. */ staleRetried: boolean;
-  /** An error answer dropped for want of integrity, for the timeout's message. */ ignored: string;
-}
 
 interface Permission {
   address: string;
@@ -213,17 +182,12 @@ export class Allocation {
     const now = io.now;
     for (const tx of [...this.transactions.values()]) {
       if (tx.nextAt > now || this.transactions.get(tx.id) !== tx) continue;
-      if (tx.sent < tx.waits.length && now < tx.deadline) {
-        // RFC 8489 §6.2.1: retransmit, waiting twice as long each time.
+      if (retransmit(tx, now)) {
         this.stats.retransmissions++;
-        tx.nextAt = Math.min(now + tx.waits[tx.sent]!, tx.deadline);
-        tx.sent++;
         io.send(tx.raw);
       } else {
         this.transactions.delete(tx.id);
-        const name = METHOD_NAMES[tx.method];
-        const why = tx.ignored ? ` (ignored an answer without valid MESSAGE-INTEGRITY: ${tx.ignored})` : '';
-        this.answered(io, tx, this.error(undefined, `${name}: no response within ${Math.round(tx.budget)} ms${why}`));
+        this.answered(io, tx, this.error(undefined, timeoutReason(tx)));
       }
     }
     if (this.state === 'allocating' && now >= this.allocateDeadline) {
@@ -423,15 +387,10 @@ export class Allocation {
     io: AllocationIo, purpose: Purpose, subject: string, refresh: boolean,
     fields: TurnRequestFields, budget: number, staleRetried: boolean,
   ): void {
-    const tid = io.randomBytes(12);
-    const auth = this.credentials.auth;
-    const method = METHODS[purpose];
-    const waits = this.config.transport === 'udp' ? udpWaits(this.rto, budget) : [budget];
-    const tx: Transaction = {
-      id: tid.toString('hex'), purpose, method, subject, refresh, fields,
-      raw: encodeTurnRequest(method, tid, fields, auth), key: auth?.key,
-      waits, sent: 1, nextAt: io.now + waits[0]!, budget, deadline: io.now + budget, staleRetried, ignored: '',
-    };
+    const tx = newTransaction({
+      tid: io.randomBytes(12), now: io.now, purpose, subject, refresh, fields, auth: this.credentials.auth,
+      udp: this.config.transport === 'udp', rto: this.rto, budget, staleRetried,
+    });
     this.transactions.set(tx.id, tx);
     this.stats.requests++;
     io.send(tx.raw);
